@@ -1,0 +1,45 @@
+# The user-facing commands. Everything installs into .venv with pip (Poetry users: `poetry install`).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install train test check lint generate download info bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
+	$(BIN)/python -m pip install --quiet -e . --group dev
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install the project with its dev tools (idempotent)
+
+generate: $(STAMP) ## render the offline synthetic handwriting dataset (skips what is done)
+	$(BIN)/text-recognizer-data generate
+
+download: $(STAMP) ## download the real datasets (EMNIST, IAM)
+	$(BIN)/text-recognizer-data download
+
+info: $(STAMP) ## print dataset info and save a sample grid to runs/samples.png
+	$(BIN)/text-recognizer-data info --grid runs/samples.png
+
+train: generate ## train the default experiment; pass Hydra overrides with ARGS="..."
+	$(BIN)/python main.py $(ARGS)
+
+test: $(STAMP) ## run the test suite (what CI runs)
+	$(BIN)/python -m pytest -q
+
+check: $(STAMP) ## nox: lint, typecheck and tests
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/nox
+
+bench: $(STAMP) ## decode and training-step speed; JSON under benchmarks/results/
+	$(BIN)/python -m benchmarks.decode
+	$(BIN)/python -m benchmarks.train
+
+clean: ## remove the virtualenv and caches (keeps data and runs)
+	rm -rf $(VENV) .nox .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,39 @@
+import pytest
+import torch
+
+from text_recognizer.metadata.charset import CHARSET
+from text_recognizer.tokenizer import OutOfCharsetError, Tokenizer
+
+
+def test_round_trip_covers_the_whole_charset_and_newlines() -> None:
+    tokenizer = Tokenizer()
+    text = CHARSET + "\n" + "A line & another: (it's) #1?"
+    encoded = tokenizer.encode(text)
+    assert encoded[0] == tokenizer.start_index
+    assert encoded[-1] == tokenizer.end_index
+    assert tokenizer.decode(encoded) == text
+
+
+def test_padding_and_decode_stop_at_the_end_token() -> None:
+    tokenizer = Tokenizer()
+    encoded = tokenizer.encode("hello", max_length=10)
+    assert encoded.tolist()[-3:] == [tokenizer.pad_index] * 3
+    garbage_after_end = torch.cat([encoded[:7], torch.tensor([tokenizer.tokens.index("x")] * 3)])
+    assert tokenizer.decode(garbage_after_end) == "hello"
+
+
+def test_specials_come_first_with_pad_zero() -> None:
+    tokenizer = Tokenizer()
+    assert tokenizer.pad_index == 0
+    assert (tokenizer.start_index, tokenizer.end_index, tokenizer.newline_index) == (1, 2, 3)
+    assert len(tokenizer) == 4 + len(CHARSET) == 83
+
+
+def test_out_of_charset_error_names_character_and_position() -> None:
+    with pytest.raises(OutOfCharsetError, match=r"'é' at position 4"):
+        Tokenizer().encode("cafeé")
+
+
+def test_too_long_text_is_refused() -> None:
+    with pytest.raises(ValueError, match="max_length=4"):
+        Tokenizer().encode("hello", max_length=4)

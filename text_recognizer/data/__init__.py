@@ -1,0 +1,1 @@
+"""Datasets: download, verification, generation, torch Datasets and LightningDataModules."""

@@ -1,0 +1,127 @@
+"""What every datamodule shares: splits as datasets, loaders, the tokenizer, and a look at the data."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from PIL import Image, ImageDraw, ImageFont
+from torch.utils.data import DataLoader, Dataset
+
+from text_recognizer.data.paths import atomic_path
+from text_recognizer.data.transforms import ImageStem
+from text_recognizer.tokenizer import Tokenizer
+
+
+class ImageTextDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
+    """Images held in memory as uint8, with their texts encoded once as padded token rows."""
+
+    def __init__(
+        self, images: np.ndarray, texts: list[str], stem: ImageStem, targets: torch.Tensor
+    ) -> None:
+        if len(images) != len(texts) or len(texts) != len(targets):
+            raise ValueError(f"{len(images)} images, {len(texts)} texts, {len(targets)} targets")
+        self.images = images
+        self.texts = texts
+        self.targets = targets
+        self.stem = stem
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.stem(self.images[index]), self.targets[index]
+
+
+class BaseDataModule(pl.LightningDataModule):
+    """Loaders over `data_train`, `data_val`, `data_test`, which subclasses fill in `setup`."""
+
+    def __init__(
+        self,
+        batch_size: int,
+        num_workers: int,
+        height: int,
+        width: int,
+        max_output_length: int,
+    ) -> None:
+        super().__init__()
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        if num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0, got {num_workers}")
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.stem = ImageStem(height, width)
+        self.max_output_length = max_output_length
+        self.tokenizer = Tokenizer()
+        self.data_train: ImageTextDataset
+        self.data_val: ImageTextDataset
+        self.data_test: ImageTextDataset
+
+    @property
+    def input_dims(self) -> tuple[int, int, int]:
+        return (1, self.stem.height, self.stem.width)
+
+    def dataset(self, images: np.ndarray, texts: list[str]) -> ImageTextDataset:
+        targets = torch.stack([self.tokenizer.encode(t, self.max_output_length) for t in texts])
+        return ImageTextDataset(images, texts, self.stem, targets)
+
+    def _loader(self, dataset: ImageTextDataset, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.data_train, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.data_val, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.data_test, shuffle=False)
+
+    def splits(self) -> dict[str, ImageTextDataset]:
+        return {"train": self.data_train, "val": self.data_val, "test": self.data_test}
+
+    def describe(self) -> str:
+        """Sizes, shapes, label lengths and charset coverage per split."""
+        lines = [f"{type(self).__name__}: input {self.input_dims}, "
+                 f"max output length {self.max_output_length} tokens"]
+        charset = set(self.tokenizer.charset)
+        for name, data in self.splits().items():
+            lengths = np.array([len(t) for t in data.texts])
+            counts = Counter("".join(data.texts))
+            missing = "".join(sorted(charset - set(counts)))
+            rarest = ", ".join(f"{c!r}:{n}" for c, n in sorted(counts.items(), key=lambda x: x[1])[:5])
+            lines.append(
+                f"  {name:5s} {len(data):6d} samples | label length mean {lengths.mean():.1f} "
+                f"max {lengths.max()} | charset {len(charset & set(counts))}/{len(charset)}"
+                + (f" missing {missing!r}" if missing else "")
+                + f" | rarest {rarest}"
+            )
+        return "\n".join(lines)
+
+    def save_grid(self, path: Path, split: str = "train", count: int = 16) -> Path:
+        """A PNG of `count` samples of `split`, each above its text, to look at the data."""
+        data = self.splits()[split]
+        font = ImageFont.load_default(14)
+        rows = []
+        for i in np.linspace(0, len(data) - 1, min(count, len(data))).astype(int):
+            image = Image.fromarray(data.images[i]).convert("L")
+            label = Image.new("L", (image.width, 20), 255)
+            ImageDraw.Draw(label).text((2, 2), data.texts[i].replace("\n", " | "), font=font, fill=0)
+            rows += [np.asarray(image), np.asarray(label)]
+        width = max(r.shape[1] for r in rows)
+        grid = np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1])), constant_values=255)
+                               for r in rows])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            Image.fromarray(grid).save(tmp, format="PNG")
+        return path

@@ -1,0 +1,189 @@
+"""Render the synthetic lines once into an h5 file under the data root.
+
+The file name carries a digest of every parameter that changes its bytes, so a changed config
+writes a new file instead of silently reusing a stale one, and the same config is never rendered
+twice. Work is split into chunks seeded by (seed, split, chunk), so the bytes do not depend on the
+number of worker processes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import multiprocessing
+import multiprocessing.pool
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+from filelock import FileLock
+from tqdm import tqdm
+
+from text_recognizer.data.paths import atomic_path, data_root
+from text_recognizer.data.synthetic.fonts import (
+    HELDOUT_FAMILIES,
+    TRAIN_FAMILIES,
+    Font,
+    load_fonts,
+)
+from text_recognizer.data.synthetic.render import Augmentation, render_line
+from text_recognizer.data.synthetic.text import sample_line
+
+FORMAT_VERSION = 1  # bump when rendering changes, so old files are not mistaken for new ones
+SPLITS = ("train", "val", "test")
+CHUNK = 200
+
+
+@dataclass(frozen=True)
+class SyntheticLinesConfig:
+    """Everything that determines the generated file's bytes."""
+
+    train_size: int = 20_000
+    val_size: int = 1_000
+    test_size: int = 1_000
+    height: int = 32
+    width: int = 640
+    max_text_length: int = 80
+    seed: int = 0
+    augmentation_strength: float = 1.0
+    train_families: Sequence[str] = TRAIN_FAMILIES
+    heldout_families: Sequence[str] = HELDOUT_FAMILIES
+    font_folders: Sequence[str] = field(default_factory=tuple)
+    heldout_font_folders: Sequence[str] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        for name in ("train_size", "val_size", "test_size", "height", "width", "max_text_length"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+
+    def size(self, split: str) -> int:
+        return int(getattr(self, f"{split}_size"))
+
+    def fonts(self, split: str) -> list[Font]:
+        if split == "train":
+            return load_fonts(self.train_families, self.font_folders)
+        return load_fonts(self.heldout_families, self.heldout_font_folders)
+
+    def digest(self) -> str:
+        params = {k: list(v) if isinstance(v, Sequence) and not isinstance(v, str) else v
+                  for k, v in dataclasses.asdict(self).items()}
+        fonts = {split: [str(f.path.name) for f in self.fonts(split)] for split in ("train", "val")}
+        blob = json.dumps([FORMAT_VERSION, params, fonts], sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    def path(self, root: Path | None = None) -> Path:
+        return (root or data_root()) / "processed" / "synthetic_lines" / f"lines-{self.digest()}.h5"
+
+
+def _render_chunk(
+    args: tuple[SyntheticLinesConfig, str, int, int],
+) -> tuple[np.ndarray, list[str], list[int]]:
+    """Render `count` lines of `split` starting at `start`, seeded by the chunk alone.
+
+    Each line picks a family uniformly, then one of its files, so families with many weights
+    are not over-represented.
+    """
+    config, split, start, count = args
+    fonts = config.fonts(split)
+    rng = np.random.default_rng([config.seed, SPLITS.index(split), start])
+    aug = Augmentation(strength=config.augmentation_strength)
+    images = np.empty((count, config.height, config.width), dtype=np.uint8)
+    texts, font_ids = [], []
+    families = sorted({font.family for font in fonts})
+    for i in range(count):
+        family = families[int(rng.integers(len(families)))]
+        font_id = int(rng.choice([j for j, font in enumerate(fonts) if font.family == family]))
+        font = fonts[font_id]
+        max_length = config.max_text_length
+        while True:
+            text = sample_line(rng, max_length)
+            if font.uppercase_only:
+                text = text.upper()
+            if not font.can_draw(text):
+                continue
+            image = render_line(text, font, rng, config.height, config.width, aug)
+            if image is not None:
+                break
+            max_length = max(4, int(len(text) * 0.8))
+        images[i] = image
+        texts.append(text)
+        font_ids.append(font_id)
+    return images, texts, font_ids
+
+
+def is_complete(path: Path, config: SyntheticLinesConfig) -> bool:
+    """True only for a file that finished writing with this config; anything else is redone."""
+    try:
+        with h5py.File(path, "r") as f:
+            return bool(
+                f.attrs.get("digest") == config.digest()
+                and all(f[split]["images"].shape[0] == config.size(split) for split in SPLITS)
+                and all(len(f[split]["texts"]) == config.size(split) for split in SPLITS)
+            )
+    except (OSError, KeyError):
+        return False
+
+
+def generate(
+    config: SyntheticLinesConfig, root: Path | None = None, workers: int | None = None
+) -> Path:
+    """Write the dataset for `config` unless a complete one exists; return its path."""
+    path = config.path(root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"):
+        if is_complete(path, config):
+            return path
+        for split in SPLITS:
+            for font in config.fonts(split):
+                if font.missing:
+                    print(f"font {font.name} cannot draw {''.join(sorted(font.missing))!r}: "
+                          "its lines avoid those characters")
+        workers = workers or min(multiprocessing.cpu_count(), 8)
+        started = time.perf_counter()
+        total = sum(config.size(s) for s in SPLITS)
+        with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+            f.attrs["config"] = json.dumps(dataclasses.asdict(config), default=list)
+            with multiprocessing.get_context("spawn").Pool(workers) as pool, tqdm(
+                total=total, desc=f"rendering {path.name}", unit="line"
+            ) as bar:
+                for split in SPLITS:
+                    _write_split(f, config, split, pool, bar)
+            f.attrs["digest"] = config.digest()
+        seconds = time.perf_counter() - started
+        print(f"wrote {total} lines to {path} in {seconds:.1f} s ({total / seconds:.0f} lines/s)")
+    return path
+
+
+def _write_split(
+    f: h5py.File,
+    config: SyntheticLinesConfig,
+    split: str,
+    pool: multiprocessing.pool.Pool,
+    bar: tqdm,
+) -> None:
+    size = config.size(split)
+    group = f.create_group(split)
+    group.attrs["fonts"] = json.dumps([font.name for font in config.fonts(split)])
+    images = group.create_dataset(
+        "images",
+        (size, config.height, config.width),
+        dtype=np.uint8,
+        chunks=(min(size, 64), config.height, config.width),
+        compression="lzf",
+    )
+    texts: list[str] = []
+    font_ids: list[int] = []
+    tasks = [(config, split, start, min(CHUNK, size - start)) for start in range(0, size, CHUNK)]
+    for (_, _, start, count), (chunk, chunk_texts, chunk_fonts) in zip(
+        tasks, pool.imap(_render_chunk, tasks), strict=True
+    ):
+        images[start : start + count] = chunk
+        texts += chunk_texts
+        font_ids += chunk_fonts
+        bar.update(count)
+    group.create_dataset("texts", data=np.array(texts, dtype=h5py.string_dtype()))
+    group.create_dataset("font_ids", data=np.array(font_ids, dtype=np.int16))

@@ -1,0 +1,77 @@
+"""The default dataset: handwriting-style lines rendered offline, held-out fonts for val/test."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import h5py
+
+from text_recognizer.data.base import BaseDataModule
+from text_recognizer.data.synthetic.fonts import HELDOUT_FAMILIES, TRAIN_FAMILIES
+from text_recognizer.data.synthetic.generate import SPLITS, SyntheticLinesConfig, generate
+
+
+class SyntheticLines(BaseDataModule):
+    """Renders the lines once (in `prepare_data`) and serves them from memory."""
+
+    def __init__(
+        self,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        train_size: int = 20_000,
+        val_size: int = 1_000,
+        test_size: int = 1_000,
+        height: int = 32,
+        width: int = 640,
+        max_text_length: int = 80,
+        seed: int = 0,
+        augmentation_strength: float = 1.0,
+        train_families: Sequence[str] = TRAIN_FAMILIES,
+        heldout_families: Sequence[str] = HELDOUT_FAMILIES,
+        font_folders: Sequence[str] = (),
+        heldout_font_folders: Sequence[str] = (),
+    ) -> None:
+        super().__init__(batch_size, num_workers, height, width, max_text_length + 2)
+        self.config = SyntheticLinesConfig(
+            train_size=train_size,
+            val_size=val_size,
+            test_size=test_size,
+            height=height,
+            width=width,
+            max_text_length=max_text_length,
+            seed=seed,
+            augmentation_strength=augmentation_strength,
+            train_families=tuple(train_families),
+            heldout_families=tuple(heldout_families),
+            font_folders=tuple(font_folders),
+            heldout_font_folders=tuple(heldout_font_folders),
+        )
+        self.fonts: dict[str, list[str]] = {}
+        self.font_ids: dict[str, list[int]] = {}
+
+    @property
+    def path(self) -> Path:
+        return self.config.path()
+
+    def prepare_data(self) -> None:
+        generate(self.config)
+
+    def setup(self, stage: str | None = None) -> None:
+        if hasattr(self, "data_train"):
+            return
+        path = generate(self.config)
+        with h5py.File(path, "r") as f:
+            for split in SPLITS:
+                group = f[split]
+                texts = [t.decode() for t in group["texts"][:]]
+                dataset = self.dataset(group["images"][:], texts)
+                setattr(self, f"data_{split}", dataset)
+                self.fonts[split] = json.loads(group.attrs["fonts"])
+                self.font_ids[split] = group["font_ids"][:].tolist()
+
+    def describe(self) -> str:
+        fonts = "\n".join(f"  {split:5s} fonts: {', '.join(self.fonts[split])}"
+                          for split in ("train", "val"))
+        return f"{super().describe()}\n{fonts}\n  file: {self.path}"

@@ -1,0 +1,41 @@
+"""Turn any grayscale crop into the fixed-size tensor a network reads.
+
+Input convention (datasets and user scans alike): dark ink on light paper. The stem resizes to
+the network's height keeping the aspect ratio, squeezes lines that are too wide, pads with paper on
+the right (lines) or bottom-right (paragraphs), and inverts so ink is near 1 and paper near 0.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+class ImageStem:
+    """Grayscale image (PIL or uint8 array) -> float tensor (1, height, width) in [0, 1]."""
+
+    def __init__(self, height: int, width: int) -> None:
+        self.height = height
+        self.width = width
+
+    def fit(self, image: Image.Image | np.ndarray) -> np.ndarray:
+        """Resize and pad to (height, width), still uint8 and dark-on-light."""
+        if isinstance(image, np.ndarray):
+            if image.shape == (self.height, self.width) and image.dtype == np.uint8:
+                return image
+            image = Image.fromarray(image.astype(np.uint8))
+        image = image.convert("L")
+        scale = min(self.height / image.height, self.width / image.width)
+        if image.height > self.height or image.width > self.width or self.height > image.height:
+            size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+            image = image.resize(size, Image.Resampling.LANCZOS)
+        pixels = np.asarray(image)
+        paper = int(np.percentile(pixels, 90))
+        canvas = np.full((self.height, self.width), paper, dtype=np.uint8)
+        canvas[: pixels.shape[0], : pixels.shape[1]] = pixels
+        return canvas
+
+    def __call__(self, image: Image.Image | np.ndarray) -> torch.Tensor:
+        pixels = torch.from_numpy(np.ascontiguousarray(self.fit(image)))
+        return (1.0 - pixels.float() / 255.0).unsqueeze(0)

@@ -1,0 +1,1 @@
+"""LightningModules: training, validation and test loops around the plain networks."""

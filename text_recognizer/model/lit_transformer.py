@@ -1,0 +1,127 @@
+"""Teacher-forced training and cached greedy decoding for the image-to-text transformer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F  # noqa: N812
+from torch import Tensor
+
+from text_recognizer.decode import greedy_decode
+from text_recognizer.model.errors import NonFiniteLossError
+from text_recognizer.model.metrics import error_rates
+from text_recognizer.network.conv_transformer import ConvTransformer
+from text_recognizer.tokenizer import Tokenizer
+
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
+
+
+class LitTransformer(pl.LightningModule):
+    """Cross-entropy on the next token (padding ignored), plus an optional CTC loss on the encoder.
+
+    The CTC term aligns image columns with characters early in training, which the attention
+    decoder alone finds slowly; it is a training aid only, decoding always uses the decoder.
+    """
+
+    def __init__(
+        self,
+        network: ConvTransformer,
+        optimizer: OptimizerFactory,
+        lr_scheduler: SchedulerFactory | None = None,
+        tokenizer: Tokenizer | None = None,
+        label_smoothing: float = 0.0,
+        ctc_weight: float = 0.0,
+        max_output_length: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.network = network
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = lr_scheduler
+        self.tokenizer = tokenizer or Tokenizer()
+        self.label_smoothing = label_smoothing
+        self.ctc_weight = ctc_weight
+        self.max_output_length = max_output_length
+        self.val_metrics = error_rates("val/")
+        self.test_metrics = error_rates("test/")
+
+    def forward(self, images: Tensor) -> list[str]:
+        return self.tokenizer.decode_batch(self.predict_tokens(images))
+
+    def predict_tokens(self, images: Tensor) -> Tensor:
+        return greedy_decode(self.network, images, self.max_output_length)
+
+    def _losses(self, images: Tensor, targets: Tensor) -> dict[str, Tensor]:
+        output = self.network(images, targets[:, :-1])
+        pad = self.tokenizer.pad_index
+        losses = {
+            "ce": F.cross_entropy(
+                output.logits.transpose(1, 2),
+                targets[:, 1:],
+                ignore_index=pad,
+                label_smoothing=self.label_smoothing,
+            )
+        }
+        if self.ctc_weight > 0 and output.ctc_logits is not None:
+            losses["ctc"] = self._ctc_loss(output.ctc_logits, targets)
+            losses["loss"] = losses["ce"] + self.ctc_weight * losses["ctc"]
+        else:
+            losses["loss"] = losses["ce"]
+        return losses
+
+    def _ctc_loss(self, ctc_logits: Tensor, targets: Tensor) -> Tensor:
+        """CTC over the encoder's columns; the pad index is the blank."""
+        special = (self.tokenizer.start_index, self.tokenizer.end_index, self.tokenizer.pad_index)
+        keep = ~torch.isin(targets, torch.tensor(special, device=targets.device))
+        labels = targets[keep]
+        label_lengths = keep.sum(dim=1)
+        log_probs = ctc_logits.float().log_softmax(-1).transpose(0, 1)
+        input_lengths = torch.full(
+            (targets.shape[0],), log_probs.shape[0], dtype=torch.long, device=targets.device
+        )
+        return F.ctc_loss(
+            log_probs,
+            labels,
+            input_lengths,
+            label_lengths,
+            blank=self.tokenizer.pad_index,
+            zero_infinity=True,
+        )
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        images, targets = batch
+        losses = self._losses(images, targets)
+        if not torch.isfinite(losses["loss"]):
+            raise NonFiniteLossError(
+                f"loss is {losses['loss'].item()} at step {self.global_step}: lower the learning "
+                "rate or enable gradient clipping; the last checkpoint is kept"
+            )
+        self.log_dict({f"train/{k}": v for k, v in losses.items()}, prog_bar=True)
+        return losses["loss"]
+
+    def _evaluate(self, batch: tuple[Tensor, Tensor], split: str) -> list[str]:
+        images, targets = batch
+        self.log(f"{split}/loss", self._losses(images, targets)["loss"], sync_dist=True)
+        predictions = self(images)
+        truths = self.tokenizer.decode_batch(targets)
+        metrics = self.val_metrics if split == "val" else self.test_metrics
+        metrics.update(predictions, truths)
+        self.log_dict(metrics, prog_bar=split == "val")
+        return predictions
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> list[str]:
+        return self._evaluate(batch, "val")
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> list[str]:
+        return self._evaluate(batch, "test")
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_factory(self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        total_steps = int(self.trainer.estimated_stepping_batches)
+        scheduler = self.scheduler_factory(optimizer, total_steps=total_steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -1,0 +1,1 @@
+"""Hydra configs and the code that turns one into a training run."""

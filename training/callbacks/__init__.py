@@ -1,0 +1,1 @@
+"""Callbacks that show what the model reads."""

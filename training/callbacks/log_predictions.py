@@ -1,0 +1,48 @@
+"""Log a few validation images with their target and predicted text each epoch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.loggers import WandbLogger
+
+
+class LogPredictions(pl.Callback):
+    """Keeps the first validation batch's predictions and logs them as captioned images."""
+
+    def __init__(self, num_samples: int = 8) -> None:
+        self.num_samples = num_samples
+        self._batch: tuple[torch.Tensor, list[str], list[str]] | None = None
+
+    def on_validation_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        if batch_idx != 0 or not isinstance(outputs, list):
+            return
+        images, targets = batch
+        n = self.num_samples
+        truths = pl_module.tokenizer.decode_batch(targets[:n])
+        self._batch = (images[:n].detach().cpu(), truths, outputs[:n])
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._batch is None or trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        images, truths, predictions = self._batch
+        self._batch = None
+        captions = [f"target: {t}\npredicted: {p}" for t, p in zip(truths, predictions, strict=True)]
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                logger.log_image(
+                    key="val/predictions",
+                    images=[1.0 - image for image in images],
+                    caption=captions,
+                    step=trainer.global_step,
+                )

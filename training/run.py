@@ -1,0 +1,63 @@
+"""Turn a composed config into a run: instantiate, fit, test the best checkpoint, save metrics."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from text_recognizer.data.paths import atomic_path
+
+
+def build(cfg: DictConfig, run_dir: Path) -> tuple[pl.LightningDataModule, pl.LightningModule, pl.Trainer]:
+    """Everything a run needs, from the config alone."""
+    datamodule = instantiate(cfg.datamodule)
+    network = instantiate(cfg.network)
+    lr_scheduler = instantiate(cfg.lr_scheduler) if cfg.get("lr_scheduler") else None
+    model = instantiate(
+        cfg.model,
+        network=network,
+        optimizer=instantiate(cfg.optimizer),
+        lr_scheduler=lr_scheduler,
+        tokenizer=datamodule.tokenizer,
+    )
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    logger = instantiate(cfg.logger) if cfg.get("logger") else False
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, default_root_dir=run_dir)
+    return datamodule, model, trainer
+
+
+def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+    """Fit, test with the best checkpoint, and write `metrics.json` into `run_dir`."""
+    started = time.perf_counter()
+    pl.seed_everything(cfg.seed, workers=True)
+    datamodule, model, trainer = build(cfg, run_dir)
+    parameters = sum(p.numel() for p in model.parameters())
+    print(f"run directory: {run_dir}\nparameters: {parameters:,}")
+    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    metrics: dict[str, Any] = {k: v.item() for k, v in trainer.callback_metrics.items()}
+    checkpoint = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
+    if cfg.get("test"):
+        test_ckpt = checkpoint if checkpoint and not trainer.fast_dev_run else None
+        for result in trainer.test(model, datamodule=datamodule, ckpt_path=test_ckpt):
+            metrics.update(result)
+    metrics.update(
+        global_step=trainer.global_step,
+        epochs=trainer.current_epoch,
+        parameters=parameters,
+        wall_seconds=round(time.perf_counter() - started, 1),
+        checkpoint=checkpoint,
+    )
+    if trainer.is_global_zero:
+        with atomic_path(run_dir / "metrics.json") as tmp:
+            tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+        summary = " ".join(
+            f"{k}={metrics[k]:.4f}" for k in ("test/cer", "test/wer", "val/cer") if k in metrics
+        )
+        print(f"run directory: {run_dir}\n{summary}")
+    return metrics
