@@ -21,7 +21,6 @@ from text_recognizer.data.synthetic.text import sample_line
 from text_recognizer.data.synthetic_lines import SyntheticLines
 from text_recognizer.metadata.charset import CHARSET
 
-
 SMALL = SyntheticLinesConfig(train_size=6, val_size=3, test_size=3)
 
 
@@ -47,7 +46,7 @@ def test_batches_are_inverted_fixed_size_images_with_encoded_text(
 ) -> None:
     images, targets = next(iter(tiny_lines.train_dataloader()))
     assert images.shape == (4, 1, 32, 640)
-    assert 0.0 <= images.min() and images.max() <= 1.0
+    assert images.min() >= 0.0 and images.max() <= 1.0
     # Ink is bright after the stem: the brightest pixels are strokes, most pixels are paper.
     assert images.mean() < 0.35
     assert targets.shape == (4, tiny_lines.max_output_length)

@@ -14,7 +14,9 @@ from omegaconf import DictConfig
 from text_recognizer.data.paths import atomic_path
 
 
-def build(cfg: DictConfig, run_dir: Path) -> tuple[pl.LightningDataModule, pl.LightningModule, pl.Trainer]:
+def build(
+    cfg: DictConfig, run_dir: Path
+) -> tuple[pl.LightningDataModule, pl.LightningModule, pl.Trainer]:
     """Everything a run needs, from the config alone."""
     datamodule = instantiate(cfg.datamodule)
     network = instantiate(cfg.network)
@@ -43,7 +45,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     metrics: dict[str, Any] = {k: v.item() for k, v in trainer.callback_metrics.items()}
     checkpoint = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
     if cfg.get("test"):
-        test_ckpt = checkpoint if checkpoint and not trainer.fast_dev_run else None
+        test_ckpt = checkpoint if checkpoint and not cfg.trainer.get("fast_dev_run") else None
         for result in trainer.test(model, datamodule=datamodule, ckpt_path=test_ckpt):
             metrics.update(result)
     metrics.update(

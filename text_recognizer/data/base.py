@@ -1,4 +1,4 @@
-"""What every datamodule shares: splits as datasets, loaders, the tokenizer, and a look at the data."""
+"""What every datamodule shares: split datasets, loaders, the tokenizer, a look at the data."""
 
 from __future__ import annotations
 
@@ -92,14 +92,18 @@ class BaseDataModule(pl.LightningDataModule):
 
     def describe(self) -> str:
         """Sizes, shapes, label lengths and charset coverage per split."""
-        lines = [f"{type(self).__name__}: input {self.input_dims}, "
-                 f"max output length {self.max_output_length} tokens"]
+        lines = [
+            f"{type(self).__name__}: input {self.input_dims}, "
+            f"max output length {self.max_output_length} tokens"
+        ]
         charset = set(self.tokenizer.charset)
         for name, data in self.splits().items():
             lengths = np.array([len(t) for t in data.texts])
             counts = Counter("".join(data.texts))
             missing = "".join(sorted(charset - set(counts)))
-            rarest = ", ".join(f"{c!r}:{n}" for c, n in sorted(counts.items(), key=lambda x: x[1])[:5])
+            rarest = ", ".join(
+                f"{c!r}:{n}" for c, n in sorted(counts.items(), key=lambda x: x[1])[:5]
+            )
             lines.append(
                 f"  {name:5s} {len(data):6d} samples | label length mean {lengths.mean():.1f} "
                 f"max {lengths.max()} | charset {len(charset & set(counts))}/{len(charset)}"
@@ -116,11 +120,14 @@ class BaseDataModule(pl.LightningDataModule):
         for i in np.linspace(0, len(data) - 1, min(count, len(data))).astype(int):
             image = Image.fromarray(data.images[i]).convert("L")
             label = Image.new("L", (image.width, 20), 255)
-            ImageDraw.Draw(label).text((2, 2), data.texts[i].replace("\n", " | "), font=font, fill=0)
+            ImageDraw.Draw(label).text(
+                (2, 2), data.texts[i].replace("\n", " | "), font=font, fill=0
+            )
             rows += [np.asarray(image), np.asarray(label)]
         width = max(r.shape[1] for r in rows)
-        grid = np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1])), constant_values=255)
-                               for r in rows])
+        grid = np.concatenate(
+            [np.pad(r, ((0, 0), (0, width - r.shape[1])), constant_values=255) for r in rows]
+        )
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:
             Image.fromarray(grid).save(tmp, format="PNG")

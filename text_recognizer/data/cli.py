@@ -1,8 +1,8 @@
 """`text-recognizer-data`: build, inspect and (later) download the datasets.
 
-    text-recognizer-data generate          render the synthetic lines (skips what is complete)
-    text-recognizer-data info [--grid P]   sizes, shapes, charset coverage; a PNG of samples
-    text-recognizer-data download          fetch the real datasets
+text-recognizer-data generate          render the synthetic lines (skips what is complete)
+text-recognizer-data info [--grid P]   sizes, shapes, charset coverage; a PNG of samples
+text-recognizer-data download          fetch the real datasets
 """
 
 from __future__ import annotations
@@ -38,10 +38,15 @@ def _download(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="text-recognizer-data", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="text-recognizer-data",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("generate", help="render the synthetic datasets").set_defaults(run=_generate)
+    commands.add_parser("generate", help="render the synthetic datasets").set_defaults(
+        run=_generate
+    )
     info = commands.add_parser("info", help="print dataset info and save a sample grid")
     info.add_argument("--grid", help="save a PNG grid of samples here")
     info.add_argument("--split", default="train", choices=("train", "val", "test"))

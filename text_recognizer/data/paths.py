@@ -1,4 +1,4 @@
-"""Where data lives, and how it is written so that a killed run never leaves a finished-looking file."""
+"""Where data lives, and how it is written so a killed run never leaves a finished-looking file."""
 
 from __future__ import annotations
 
@@ -15,15 +15,13 @@ def data_root() -> Path:
     """`./data` unless `TEXT_RECOGNIZER_DATA_DIR` points elsewhere."""
     root = Path(os.environ.get(DATA_DIR_ENV, "data")).expanduser()
     if root.exists() and not root.is_dir():
-        raise NotADirectoryError(
-            f"data root {root} is a file; point {DATA_DIR_ENV} at a directory"
-        )
+        raise NotADirectoryError(f"data root {root} is a file; point {DATA_DIR_ENV} at a directory")
     return root
 
 
 @contextlib.contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `target`; rename it onto `target` only if the block succeeds."""
+    """Yield a temporary path beside `target`, renamed onto `target` only if the block succeeds."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)

@@ -72,6 +72,7 @@ class SyntheticLines(BaseDataModule):
                 self.font_ids[split] = group["font_ids"][:].tolist()
 
     def describe(self) -> str:
-        fonts = "\n".join(f"  {split:5s} fonts: {', '.join(self.fonts[split])}"
-                          for split in ("train", "val"))
+        fonts = "\n".join(
+            f"  {split:5s} fonts: {', '.join(self.fonts[split])}" for split in ("train", "val")
+        )
         return f"{super().describe()}\n{fonts}\n  file: {self.path}"

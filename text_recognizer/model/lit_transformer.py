@@ -55,6 +55,8 @@ class LitTransformer(pl.LightningModule):
         return greedy_decode(self.network, images, self.max_output_length)
 
     def _losses(self, images: Tensor, targets: Tensor) -> dict[str, Tensor]:
+        # Batches are padded to the dataset's longest label; most rows end far sooner.
+        targets = targets[:, : int((targets != self.tokenizer.pad_index).sum(1).max())]
         output = self.network(images, targets[:, :-1])
         pad = self.tokenizer.pad_index
         losses = {
@@ -102,7 +104,7 @@ class LitTransformer(pl.LightningModule):
         self.log_dict({f"train/{k}": v for k, v in losses.items()}, prog_bar=True)
         return losses["loss"]
 
-    def _evaluate(self, batch: tuple[Tensor, Tensor], split: str) -> list[str]:
+    def _evaluate(self, batch: tuple[Tensor, Tensor], split: str) -> dict[str, list[str]]:
         images, targets = batch
         self.log(f"{split}/loss", self._losses(images, targets)["loss"], sync_dist=True)
         predictions = self(images)
@@ -110,12 +112,12 @@ class LitTransformer(pl.LightningModule):
         metrics = self.val_metrics if split == "val" else self.test_metrics
         metrics.update(predictions, truths)
         self.log_dict(metrics, prog_bar=split == "val")
-        return predictions
+        return {"predictions": predictions}
 
-    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> list[str]:
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> dict[str, list[str]]:
         return self._evaluate(batch, "val")
 
-    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> list[str]:
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> dict[str, list[str]]:
         return self._evaluate(batch, "test")
 
     def configure_optimizers(self) -> Any:
@@ -124,4 +126,7 @@ class LitTransformer(pl.LightningModule):
             return optimizer
         total_steps = int(self.trainer.estimated_stepping_batches)
         scheduler = self.scheduler_factory(optimizer, total_steps=total_steps)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }

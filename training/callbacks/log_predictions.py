@@ -8,6 +8,8 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import WandbLogger
 
+from text_recognizer.model.lit_transformer import LitTransformer
+
 
 class LogPredictions(pl.Callback):
     """Keeps the first validation batch's predictions and logs them as captioned images."""
@@ -25,19 +27,21 @@ class LogPredictions(pl.Callback):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        if batch_idx != 0 or not isinstance(outputs, list):
+        if batch_idx != 0 or not isinstance(pl_module, LitTransformer):
             return
         images, targets = batch
         n = self.num_samples
         truths = pl_module.tokenizer.decode_batch(targets[:n])
-        self._batch = (images[:n].detach().cpu(), truths, outputs[:n])
+        self._batch = (images[:n].detach().cpu(), truths, outputs["predictions"][:n])
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._batch is None or trainer.sanity_checking or not trainer.is_global_zero:
             return
         images, truths, predictions = self._batch
         self._batch = None
-        captions = [f"target: {t}\npredicted: {p}" for t, p in zip(truths, predictions, strict=True)]
+        captions = [
+            f"target: {t}\npredicted: {p}" for t, p in zip(truths, predictions, strict=True)
+        ]
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 logger.log_image(

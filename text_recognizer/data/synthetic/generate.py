@@ -33,7 +33,7 @@ from text_recognizer.data.synthetic.fonts import (
 from text_recognizer.data.synthetic.render import Augmentation, render_line
 from text_recognizer.data.synthetic.text import sample_line
 
-FORMAT_VERSION = 1  # bump when rendering changes, so old files are not mistaken for new ones
+FORMAT_VERSION = 2  # bump when rendering changes, so old files are not mistaken for new ones
 SPLITS = ("train", "val", "test")
 CHUNK = 200
 
@@ -69,8 +69,10 @@ class SyntheticLinesConfig:
         return load_fonts(self.heldout_families, self.heldout_font_folders)
 
     def digest(self) -> str:
-        params = {k: list(v) if isinstance(v, Sequence) and not isinstance(v, str) else v
-                  for k, v in dataclasses.asdict(self).items()}
+        params = {
+            k: list(v) if isinstance(v, Sequence) and not isinstance(v, str) else v
+            for k, v in dataclasses.asdict(self).items()
+        }
         fonts = {split: [str(f.path.name) for f in self.fonts(split)] for split in ("train", "val")}
         blob = json.dumps([FORMAT_VERSION, params, fonts], sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
@@ -140,16 +142,19 @@ def generate(
         for split in SPLITS:
             for font in config.fonts(split):
                 if font.missing:
-                    print(f"font {font.name} cannot draw {''.join(sorted(font.missing))!r}: "
-                          "its lines avoid those characters")
+                    print(
+                        f"font {font.name} cannot draw {''.join(sorted(font.missing))!r}: "
+                        "its lines avoid those characters"
+                    )
         workers = workers or min(multiprocessing.cpu_count(), 8)
         started = time.perf_counter()
         total = sum(config.size(s) for s in SPLITS)
         with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
             f.attrs["config"] = json.dumps(dataclasses.asdict(config), default=list)
-            with multiprocessing.get_context("spawn").Pool(workers) as pool, tqdm(
-                total=total, desc=f"rendering {path.name}", unit="line"
-            ) as bar:
+            with (
+                multiprocessing.get_context("spawn").Pool(workers) as pool,
+                tqdm(total=total, desc=f"rendering {path.name}", unit="line") as bar,
+            ):
                 for split in SPLITS:
                     _write_split(f, config, split, pool, bar)
             f.attrs["digest"] = config.digest()

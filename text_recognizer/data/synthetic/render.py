@@ -48,12 +48,14 @@ def _font(font: Font, rng: np.random.Generator) -> ImageFont.FreeTypeFont:
         return face
     face = ImageFont.truetype(str(font.path), RENDER_SIZE)
     face.set_variation_by_axes(
-        [float(rng.uniform(a["minimum"], a["maximum"])) for a in axes]  # type: ignore[index]
+        [float(rng.uniform(a["minimum"] or 0, a["maximum"] or 0)) for a in axes]
     )
     return face
 
 
-def _draw(text: str, face: ImageFont.FreeTypeFont, rng: np.random.Generator, aug: Augmentation):
+def _draw(
+    text: str, face: ImageFont.FreeTypeFont, rng: np.random.Generator, aug: Augmentation
+) -> Image.Image:
     """Draw character by character: kerned positions plus spacing jitter and baseline wobble."""
     s = aug.strength
     letter_spacing = rng.uniform(-0.5, 1.0) * aug.max_letter_spacing * s * RENDER_SIZE
@@ -116,6 +118,16 @@ def _elastic(pixels: np.ndarray, rng: np.random.Generator, aug: Augmentation) ->
 MAX_SQUEEZE = 0.75  # narrowest a line may be squeezed to fit the width, relative to its own
 
 
+def _crop_to_ink(pixels: np.ndarray, pad: int) -> np.ndarray | None:
+    ink = pixels < 128
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    if rows.size == 0:
+        return None
+    return pixels[
+        max(rows[0] - pad, 0) : rows[-1] + pad + 1, max(cols[0] - pad, 0) : cols[-1] + pad + 1
+    ]
+
+
 def render_line(
     text: str,
     font: Font,
@@ -132,15 +144,14 @@ def render_line(
     aug = aug or Augmentation()
     s = aug.strength
     image = _shear_rotate(_draw(text, _font(font, rng), rng, aug), rng, aug)
-    pixels = _elastic(np.asarray(image, dtype=np.float32), rng, aug)
-    ink = pixels < 128
-    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
-    if rows.size == 0:
+    # Crop before bending (most of the canvas is empty), then again to the bent ink.
+    margin = int(np.ceil(3 * aug.max_elastic_px * s)) + 2
+    pixels = _crop_to_ink(np.asarray(image, dtype=np.float32), margin)
+    if pixels is None:
         raise ValueError(f"font {font.name} drew nothing for {text!r}")
-    pad = int(RENDER_SIZE * 0.08)
-    pixels = pixels[
-        max(rows[0] - pad, 0) : rows[-1] + pad + 1, max(cols[0] - pad, 0) : cols[-1] + pad + 1
-    ]
+    pixels = _crop_to_ink(_elastic(pixels, rng, aug), int(RENDER_SIZE * 0.08))
+    if pixels is None:
+        raise ValueError(f"font {font.name} drew nothing for {text!r}")
     line = Image.fromarray(pixels.clip(0, 255).astype(np.uint8))
     scale = height / line.height * (1 + rng.uniform(-1, 1) * aug.max_width_scale * s)
     natural_width = max(1, round(line.width * scale))

@@ -20,8 +20,29 @@ FREQUENCY_EXPONENT = 0.75  # < 1 flattens Zipf so the tail is not starved
 _WORD_CHARS = set(string.ascii_letters + "'")
 # Slurs and profanity that a web-derived frequency list carries; kept out of rendered samples.
 _BLOCKLIST = frozenset(
-    "fuck fucking fucked fucker shit shitty bitch bitches asshole cunt dick pussy nigga nigger "
-    "fag faggot retard whore slut cock porn".split()
+    [
+        "fuck",
+        "fucking",
+        "fucked",
+        "fucker",
+        "shit",
+        "shitty",
+        "bitch",
+        "bitches",
+        "asshole",
+        "cunt",
+        "dick",
+        "pussy",
+        "nigga",
+        "nigger",
+        "fag",
+        "faggot",
+        "retard",
+        "whore",
+        "slut",
+        "cock",
+        "porn",
+    ]
 )
 
 
