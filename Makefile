@@ -19,10 +19,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install the project with its dev tools (idempotent)
 
-generate: $(STAMP) ## render the offline synthetic handwriting dataset (skips what is done)
+generate: $(STAMP) ## build every dataset whose sources are present (skips what is done)
 	$(BIN)/text-recognizer-data generate
 
-download: $(STAMP) ## download the real datasets (EMNIST, IAM)
+download: $(STAMP) ## download and verify EMNIST, IAM (and Brown, with nltk); skips what is there
 	$(BIN)/text-recognizer-data download
 
 info: $(STAMP) ## print dataset info and save a sample grid to runs/samples.png

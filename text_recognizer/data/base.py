@@ -9,10 +9,11 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from PIL import Image, ImageDraw, ImageFont
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 from text_recognizer.data.paths import atomic_path
-from text_recognizer.data.transforms import ImageStem
+from text_recognizer.data.sampler import WidthBucketSampler, content_widths
+from text_recognizer.data.transforms import ImageStem, crop_to_content
 from text_recognizer.tokenizer import Tokenizer
 
 
@@ -28,12 +29,21 @@ class ImageTextDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         self.texts = texts
         self.targets = targets
         self.stem = stem
+        self.widths: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.texts)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.stem(self.images[index]), self.targets[index]
+
+
+def collate_cropped(
+    samples: list[tuple[torch.Tensor, torch.Tensor]],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack a batch, then drop the paper columns all its images share on the right."""
+    images, targets = default_collate(samples)
+    return crop_to_content(images), targets
 
 
 class BaseDataModule(pl.LightningDataModule):
@@ -46,6 +56,7 @@ class BaseDataModule(pl.LightningDataModule):
         height: int,
         width: int,
         max_output_length: int,
+        crop_width: bool = False,
     ) -> None:
         super().__init__()
         if batch_size <= 0:
@@ -56,6 +67,7 @@ class BaseDataModule(pl.LightningDataModule):
         self.num_workers = num_workers
         self.stem = ImageStem(height, width)
         self.max_output_length = max_output_length
+        self.crop_width = crop_width
         self.tokenizer = Tokenizer()
         self.data_train: ImageTextDataset
         self.data_val: ImageTextDataset
@@ -70,10 +82,20 @@ class BaseDataModule(pl.LightningDataModule):
         return ImageTextDataset(images, texts, self.stem, targets)
 
     def _loader(self, dataset: ImageTextDataset, shuffle: bool) -> DataLoader:
+        if not self.crop_width:
+            return DataLoader(
+                dataset,
+                batch_size=self.batch_size,
+                shuffle=shuffle,
+                num_workers=self.num_workers,
+                persistent_workers=self.num_workers > 0,
+            )
+        if dataset.widths is None:
+            dataset.widths = content_widths(dataset.images)
         return DataLoader(
             dataset,
-            batch_size=self.batch_size,
-            shuffle=shuffle,
+            batch_sampler=WidthBucketSampler(dataset.widths, self.batch_size, shuffle),
+            collate_fn=collate_cropped,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )

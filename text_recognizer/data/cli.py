@@ -1,8 +1,12 @@
-"""`text-recognizer-data`: build, inspect and (later) download the datasets.
+"""`text-recognizer-data`: download, build and inspect the datasets.
 
-text-recognizer-data generate          render the synthetic lines (skips what is complete)
-text-recognizer-data info [--grid P]   sizes, shapes, charset coverage; a PNG of samples
-text-recognizer-data download          fetch the real datasets
+text-recognizer-data download [NAME ...]        fetch and verify EMNIST and IAM (and Brown, with
+                                                nltk); skips archives already present and valid
+text-recognizer-data generate [NAME ...]        build the processed datasets, skipping what is
+                                                done, and real ones whose archives are absent
+text-recognizer-data info [NAME] [--grid PNG]   sizes, shapes, charset coverage; a PNG of samples
+
+Every command can be run again: it only does what is missing.
 """
 
 from __future__ import annotations
@@ -10,31 +14,89 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+from text_recognizer.data.base import BaseDataModule
+from text_recognizer.data.download import (
+    DownloadError,
+    MissingArchiveError,
+    download,
+    load_metadata,
+)
+from text_recognizer.data.emnist import EMNIST
+from text_recognizer.data.emnist_lines import EMNISTLines, download_brown
+from text_recognizer.data.iam_lines import IAMLines
+from text_recognizer.data.iam_paragraphs import (
+    IAMExtendedParagraphs,
+    IAMParagraphs,
+    IAMSyntheticParagraphs,
+)
 from text_recognizer.data.synthetic_lines import SyntheticLines
+from text_recognizer.data.synthetic_paragraphs import SyntheticParagraphs
+from text_recognizer.model.errors import TrainingError
+
+ARCHIVES = ("emnist", "iam")
+# What `generate` builds, in order (later ones read earlier ones' files), with the defaults the
+# training configs use, so training finds exactly these files.
+DATASETS: dict[str, Callable[[], BaseDataModule]] = {
+    "synthetic_lines": SyntheticLines,
+    "synthetic_paragraphs": SyntheticParagraphs,
+    "emnist": EMNIST,
+    "emnist_lines": EMNISTLines,
+    "iam_lines": IAMLines,
+    "iam_paragraphs": IAMParagraphs,
+    "iam_synthetic_paragraphs": IAMSyntheticParagraphs,
+}
+INFO_ONLY: dict[str, Callable[[], BaseDataModule]] = {
+    "iam_extended_paragraphs": IAMExtendedParagraphs,
+}
+
+
+def _paths(datamodule: BaseDataModule) -> list[Path]:
+    """The processed files a datamodule reads (each written whole, so existing means done)."""
+    if isinstance(datamodule, IAMParagraphs):
+        return datamodule.paths
+    path = getattr(datamodule, "path", None)
+    return [path] if isinstance(path, Path) else []
 
 
 def _generate(args: argparse.Namespace) -> None:
-    datamodule = SyntheticLines()
-    started = time.perf_counter()
-    datamodule.prepare_data()
-    print(f"synthetic_lines: {datamodule.path} ready ({time.perf_counter() - started:.1f} s)")
+    for name in args.names or DATASETS:
+        datamodule = DATASETS[name]()
+        paths = _paths(datamodule)
+        if all(path.exists() for path in paths):
+            print(f"{name}: present, skipped ({', '.join(map(str, paths))})")
+            continue
+        started = time.perf_counter()
+        try:
+            datamodule.prepare_data()
+        except MissingArchiveError as error:
+            print(f"{name}: skipped, {error}")
+            continue
+        seconds = time.perf_counter() - started
+        print(f"{name}: built {', '.join(map(str, paths))} ({seconds:.1f} s)")
 
 
 def _info(args: argparse.Namespace) -> None:
-    datamodule = SyntheticLines()
-    datamodule.setup()
+    datamodule = {**DATASETS, **INFO_ONLY}[args.name]()
+    datamodule.setup("fit")
     print(datamodule.describe())
     if args.grid:
         print(f"sample grid: {datamodule.save_grid(Path(args.grid), split=args.split)}")
 
 
 def _download(args: argparse.Namespace) -> None:
-    print(
-        "no real dataset is wired in yet (EMNIST and IAM arrive with the real-data issue); "
-        "the default synthetic data needs no download: run `make generate`"
-    )
+    for name in args.names or [*ARCHIVES, "brown"]:
+        if name == "brown":
+            print(download_brown())
+            continue
+        meta = load_metadata(name)
+        archive = meta.archive()
+        if download(meta):
+            print(f"{name}: downloaded {archive} (sha256 verified)")
+        else:
+            print(f"{name}: {archive} present and verified, skipped")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -44,18 +106,30 @@ def main(argv: list[str] | None = None) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("generate", help="render the synthetic datasets").set_defaults(
-        run=_generate
-    )
+    generate = commands.add_parser("generate", help="build the processed datasets")
+    generate.add_argument("names", nargs="*", metavar="NAME", help=", ".join(DATASETS))
+    generate.set_defaults(run=_generate, known=DATASETS)
     info = commands.add_parser("info", help="print dataset info and save a sample grid")
+    info.add_argument("name", nargs="?", default="synthetic_lines", choices=[*DATASETS, *INFO_ONLY])
     info.add_argument("--grid", help="save a PNG grid of samples here")
     info.add_argument("--split", default="train", choices=("train", "val", "test"))
-    info.set_defaults(run=_info)
-    commands.add_parser("download", help="download the real datasets").set_defaults(run=_download)
+    info.set_defaults(run=_info, known=())
+    fetch = commands.add_parser("download", help="download and verify the real datasets")
+    fetch.add_argument("names", nargs="*", metavar="NAME", help=", ".join([*ARCHIVES, "brown"]))
+    fetch.set_defaults(run=_download, known=[*ARCHIVES, "brown"])
     args = parser.parse_args(argv)
+    unknown = [name for name in getattr(args, "names", ()) if name not in args.known]
+    if unknown:
+        parser.error(f"unknown dataset {', '.join(unknown)}; choose from {', '.join(args.known)}")
     try:
         args.run(args)
-    except (FileNotFoundError, NotADirectoryError, ValueError) as error:
+    except (
+        FileNotFoundError,
+        NotADirectoryError,
+        ValueError,
+        DownloadError,
+        TrainingError,
+    ) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
 

@@ -32,8 +32,9 @@ class SyntheticLines(BaseDataModule):
         heldout_families: Sequence[str] = HELDOUT_FAMILIES,
         font_folders: Sequence[str] = (),
         heldout_font_folders: Sequence[str] = (),
+        crop_width: bool = True,
     ) -> None:
-        super().__init__(batch_size, num_workers, height, width, max_text_length + 2)
+        super().__init__(batch_size, num_workers, height, width, max_text_length + 2, crop_width)
         self.config = SyntheticLinesConfig(
             train_size=train_size,
             val_size=val_size,

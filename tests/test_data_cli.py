@@ -1,0 +1,200 @@
+"""`text-recognizer-data download | generate | info` as `make download && make generate` runs
+them, against a loopback server, plus the experiments that read real data."""
+
+import functools
+import inspect
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import TINY_LINES
+from fake_archives import closed_port, make_emnist_zip, make_iam_zip, serve, sha256, write_metadata
+from omegaconf import OmegaConf
+
+from text_recognizer.data import cli
+from text_recognizer.data.base import BaseDataModule
+from text_recognizer.data.emnist import EMNIST
+from text_recognizer.data.emnist_lines import EMNISTLines
+from text_recognizer.data.iam_lines import IAMLines
+from text_recognizer.data.iam_paragraphs import (
+    IAMExtendedParagraphs,
+    IAMParagraphs,
+    IAMSyntheticParagraphs,
+)
+from text_recognizer.data.paths import DATA_DIR_ENV
+from text_recognizer.data.synthetic_lines import SyntheticLines
+from text_recognizer.data.synthetic_paragraphs import SyntheticParagraphs
+
+ROOT = Path(__file__).parents[1]
+CONF = ROOT / "training" / "conf"
+LINES = {f"line_{split}": size for split, size in TINY_LINES.items()}
+# The registry with tiny sizes, so a whole `generate` takes seconds.
+TINY_DATASETS: dict[str, Callable[[], BaseDataModule]] = {
+    "synthetic_lines": functools.partial(SyntheticLines, **TINY_LINES),
+    "synthetic_paragraphs": functools.partial(
+        SyntheticParagraphs, train_size=5, val_size=2, test_size=2, **LINES
+    ),
+    "emnist": EMNIST,
+    "emnist_lines": functools.partial(EMNISTLines, train_size=8, val_size=4, test_size=4),
+    "iam_lines": IAMLines,
+    "iam_paragraphs": IAMParagraphs,
+    "iam_synthetic_paragraphs": functools.partial(IAMSyntheticParagraphs, synthetic_size=6),
+}
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    try:
+        cli.main(list(argv))
+        code = 0
+    except SystemExit as exit:
+        code = int(exit.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def tiny_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli, "DATASETS", TINY_DATASETS)
+    extended = functools.partial(IAMExtendedParagraphs, synthetic_size=6)
+    monkeypatch.setattr(cli, "INFO_ONLY", {"iam_extended_paragraphs": extended})
+
+
+def test_download_with_no_route_fails_in_one_line_and_leaves_nothing(
+    data_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name, filename in (("emnist", "matlab.zip"), ("iam", "iamdb.zip")):
+        write_metadata(data_root, name, f"http://127.0.0.1:{closed_port()}/{filename}", "0" * 64)
+    code, _, err = run_cli(capsys, "download")
+    assert code == 1
+    assert err.startswith("error: cannot download http://127.0.0.1:") and err.count("\n") == 1
+    assert "matlab.zip" in err and "by hand" in err
+    assert [p for p in data_root.rglob("*") if p.is_file() and p.suffix != ".toml"] == []
+
+
+@pytest.mark.usefixtures("tiny_registry")
+def test_generate_skips_absent_archives_but_builds_the_synthetic_sets(
+    shared_data_root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(DATA_DIR_ENV, str(shared_data_root))
+    code, out, _ = run_cli(capsys, "generate")
+    assert code == 0
+    lines = dict(line.split(": ", 1) for line in out.splitlines() if ": " in line)
+    for name in ("emnist", "emnist_lines"):
+        assert lines[name].startswith("skipped, emnist archive") and "make download" in lines[name]
+    for name in ("iam_lines", "iam_paragraphs", "iam_synthetic_paragraphs"):
+        assert lines[name].startswith("skipped, iam archive")
+    assert lines["synthetic_paragraphs"].startswith(("built", "present"))
+    code, out, _ = run_cli(capsys, "generate", "synthetic_lines", "synthetic_paragraphs")
+    assert code == 0 and out.count("present, skipped") == 2
+
+
+@pytest.mark.usefixtures("tiny_registry")
+def test_download_generate_info_end_to_end(
+    data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    served = tmp_path / "served"
+    served.mkdir()
+    iam, (emnist, _) = make_iam_zip(served / "iamdb.zip"), make_emnist_zip(served / "matlab.zip")
+    with serve(served) as server:
+        write_metadata(data_root, "iam", f"{server.url}/iamdb.zip", sha256(iam))
+        write_metadata(data_root, "emnist", f"{server.url}/matlab.zip", sha256(emnist))
+        code, out, err = run_cli(capsys, "download")
+        assert code == 0, err
+        assert "emnist: downloaded" in out and "iam: downloaded" in out and "brown:" in out
+        code, out, _ = run_cli(capsys, "download", "iam")
+        assert "iam: " in out and "present and verified, skipped" in out
+        assert server.requests == ["/matlab.zip", "/iamdb.zip"]
+    names = ["emnist", "emnist_lines", "iam_lines", "iam_paragraphs", "iam_synthetic_paragraphs"]
+    code, out, err = run_cli(capsys, "generate", *names)
+    assert code == 0, err
+    assert [line.split(":")[0] for line in out.splitlines() if ": built " in line] == names
+    code, out, _ = run_cli(capsys, "generate", *names)
+    assert out.count("present, skipped") == len(names)
+    grid = tmp_path / "grid.png"
+    code, out, err = run_cli(capsys, "info", "iam_extended_paragraphs", "--grid", str(grid))
+    assert code == 0, err
+    assert "IAMExtendedParagraphs: input (1, 576, 640)" in out and grid.is_file()
+
+
+def test_unknown_names_are_rejected(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, "generate", "mnist")
+    assert code == 2 and "unknown dataset mnist" in err
+
+
+@pytest.mark.parametrize(
+    ("config", "cls"),
+    [
+        ("iam_lines", IAMLines),
+        ("iam_paragraphs", IAMParagraphs),
+        ("iam_synthetic_paragraphs", IAMSyntheticParagraphs),
+        ("iam_extended_paragraphs", IAMExtendedParagraphs),
+        ("emnist", EMNIST),
+        ("emnist_lines", EMNISTLines),
+        ("synthetic_paragraphs", SyntheticParagraphs),
+    ],
+)
+def test_datamodule_configs_are_what_make_generate_builds(config: str, cls: type) -> None:
+    """`make generate` builds each class with its defaults; training must read those files."""
+    values = OmegaConf.to_container(OmegaConf.load(CONF / "datamodule" / f"{config}.yaml"))
+    assert isinstance(values, dict)
+    assert values.pop("_target_") == f"{cls.__module__}.{cls.__name__}"
+    defaults = inspect.signature(cls).parameters
+    for key, value in values.items():
+        if key not in ("batch_size", "num_workers"):
+            assert value == defaults[str(key)].default, key
+
+
+def run_main(data_root: Path, *overrides: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, DATA_DIR_ENV: str(data_root)}
+    return subprocess.run(
+        [sys.executable, "main.py", *overrides],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.mark.slow
+def test_synthetic_paragraphs_experiment_runs_offline(data_root: Path, tmp_path: Path) -> None:
+    result = run_main(
+        data_root,
+        "+experiment=synthetic_paragraphs",
+        "+debug=fast_dev_run",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        *(f"datamodule.{key}={value}" for key, value in LINES.items()),
+        "datamodule.train_size=4",
+        "datamodule.val_size=2",
+        "datamodule.test_size=2",
+        "datamodule.batch_size=2",
+        "+model.max_output_length=32",  # an untrained decoder would otherwise run to 682 tokens
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "run" / "metrics.json").is_file()
+
+
+@pytest.mark.slow
+def test_the_paragraph_experiment_without_iam_stops_in_one_line(
+    data_root: Path, tmp_path: Path
+) -> None:
+    # The 23M-parameter paragraph network's config may not exist yet; the data check comes first.
+    network = (
+        []
+        if (CONF / "network" / "conv_transformer_paragraphs.yaml").exists()
+        else ["network=conv_transformer_paragraphs_small"]
+    )
+    result = run_main(
+        data_root,
+        "+experiment=conv_transformer_paragraphs",
+        *network,
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert "iamdb.zip is missing" in line and "make download && make generate" in line
+    assert not (data_root / "downloaded").exists()

@@ -1,0 +1,61 @@
+"""The training loop's losses and its refusal to go on with a broken loss."""
+
+from functools import partial
+
+import pytest
+import torch
+
+from text_recognizer.model.errors import NonFiniteLossError
+from text_recognizer.model.lit_transformer import LitTransformer
+from text_recognizer.network.conv_transformer import ConvTransformer
+from text_recognizer.network.convnext import ConvNext
+from text_recognizer.network.transformer import Decoder
+from text_recognizer.tokenizer import Tokenizer
+
+TOKENIZER = Tokenizer()
+
+
+def tiny_model(ctc_weight: float = 0.5) -> LitTransformer:
+    torch.manual_seed(0)
+    encoder = ConvNext(8, [1, 2], [1, 1], [[2, 1], [2, 1]], stem_kernel=[4, 4], stem_stride=[4, 4])
+    decoder = Decoder(len(TOKENIZER), dim=16, depth=1, heads=2, dim_head=8, max_length=12)
+    network = ConvTransformer(
+        encoder, decoder, 16, 16, len(TOKENIZER), 0, 1, 2, max_output_length=12, ctc_head=True
+    )
+    return LitTransformer(network, partial(torch.optim.AdamW, lr=1e-3), ctc_weight=ctc_weight)
+
+
+def batch(texts: list[str], length: int = 12) -> tuple[torch.Tensor, torch.Tensor]:
+    targets = torch.stack([TOKENIZER.encode(t, length) for t in texts])
+    return torch.rand(len(texts), 1, 16, 64), targets
+
+
+def test_extra_padding_changes_no_loss() -> None:
+    model = tiny_model()
+    images, targets = batch(["ab", "cde f"])
+    _, padded = batch(["ab", "cde f"], length=40)
+    short, long = model._losses(images, targets), model._losses(images, padded)
+    for key in ("ce", "ctc", "loss"):
+        assert torch.allclose(short[key], long[key]), key
+
+
+def test_ctc_is_added_with_its_weight() -> None:
+    images, targets = batch(["ab", "cde f"])
+    losses = tiny_model(ctc_weight=0.5)._losses(images, targets)
+    assert losses["ctc"] > 0
+    assert torch.allclose(losses["loss"], losses["ce"] + 0.5 * losses["ctc"])
+    assert "ctc" not in tiny_model(ctc_weight=0.0)._losses(images, targets)
+
+
+def test_a_non_finite_loss_stops_training_naming_the_step() -> None:
+    model = tiny_model()
+    with torch.no_grad():
+        model.network.decoder.to_logits.bias.fill_(float("nan"))
+    with pytest.raises(NonFiniteLossError, match="at step 0"):
+        model.training_step(batch(["ab"]), 0)
+
+
+def test_forward_reads_text_from_images() -> None:
+    model = tiny_model().eval()
+    texts = model(torch.rand(3, 1, 16, 64))
+    assert len(texts) == 3 and all(isinstance(t, str) for t in texts)

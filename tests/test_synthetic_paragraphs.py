@@ -1,0 +1,77 @@
+"""Offline paragraphs from the synthetic lines: shapes, held-out fonts, newlines, reuse."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from conftest import TINY_LINES
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from text_recognizer.data.paragraphs import Layout, LinePool
+from text_recognizer.data.paths import DATA_DIR_ENV
+from text_recognizer.data.synthetic_lines import SyntheticLines
+from text_recognizer.data.synthetic_paragraphs import SyntheticParagraphs
+from text_recognizer.tokenizer import Tokenizer
+
+CONF = Path(__file__).parents[1] / "training" / "conf"
+TINY = {f"line_{split}": size for split, size in TINY_LINES.items()}
+
+
+@pytest.fixture
+def paragraphs(
+    tiny_lines: SyntheticLines, shared_data_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[SyntheticParagraphs]:
+    monkeypatch.setenv(DATA_DIR_ENV, str(shared_data_root))
+    datamodule = SyntheticParagraphs(batch_size=2, train_size=6, val_size=3, test_size=3, **TINY)
+    datamodule.setup()
+    yield datamodule
+
+
+def test_paragraphs_are_pages_of_newline_joined_lines(paragraphs: SyntheticParagraphs) -> None:
+    images, targets = next(iter(paragraphs.train_dataloader()))
+    assert images.shape == (2, 1, 576, 640) and targets.shape == (2, 682)
+    assert all(2 <= t.count("\n") + 1 <= 8 for t in paragraphs.data_train.texts)
+    newlines = (targets == Tokenizer().newline_index).sum(1)
+    assert (newlines >= 1).all()
+    assert images[:, :, :40, :200].max() > 0.5 and images[:, :, -40:, -40:].max() < 0.3
+
+
+def test_paragraphs_reuse_the_synthetic_lines_and_their_font_split(
+    paragraphs: SyntheticParagraphs, tiny_lines: SyntheticLines
+) -> None:
+    assert paragraphs.lines.path() == tiny_lines.path  # the same file, not rendered anew
+    with h5py.File(tiny_lines.path) as f:
+        lines = {split: {t.decode() for t in f[split]["texts"][:]} for split in ("train", "val")}
+    for split, source in (("train", "train"), ("val", "val")):
+        data = paragraphs.splits()[split]
+        assert {line for t in data.texts for line in t.split("\n")} <= lines[source]
+
+
+def test_a_small_paragraph_network_reads_a_batch(paragraphs: SyntheticParagraphs) -> None:
+    torch.manual_seed(0)
+    network = instantiate(
+        OmegaConf.load(CONF / "network" / "conv_transformer_paragraphs_small.yaml")
+    )
+    images, targets = next(iter(paragraphs.val_dataloader()))
+    with torch.no_grad():
+        logits = network(images, targets[:, :-1]).logits
+    assert logits.shape == (2, 681, len(Tokenizer()))
+
+
+def test_assembly_respects_the_page_and_the_label_length() -> None:
+    crops = [np.full((30, 500), 200, dtype=np.uint8) for _ in range(20)]
+    for crop in crops:
+        crop[5:25, 10:490] = 0
+    pool = LinePool(crops, [f"line {i}" * 3 for i in range(20)])
+    layout = Layout(line_counts=(20,), gaps=(5,), indents=(0,))
+    rng = np.random.default_rng(0)
+    page, text = pool.assemble(rng, layout, height=200, width=640, max_text_length=1000)
+    # Lines of 20 px of ink, 5 px apart, in 200 - 2 * 8 px of page: 7 fit.
+    assert page.shape == (200, 640) and text.count("\n") + 1 == 7
+    page, text = pool.assemble(rng, layout, height=2000, width=640, max_text_length=40)
+    assert len(text) <= 40 and text
+    assert page.max() == 200  # the page keeps its lines' paper grey

@@ -1,0 +1,243 @@
+"""IAM paragraphs: the handwritten part of each form, its lines joined by the newline token.
+
+Real paragraphs are cropped at a quarter of the scan's resolution and placed, unscaled, at the top
+left of the network's input; processing fails naming both if the input cannot hold the largest.
+Synthetic paragraphs stack random runs of training lines with the line counts, gaps and indents of
+real training paragraphs, for many more page layouts than IAM's 1,500 forms. Three datamodules:
+real only, synthetic training only, and both (extended); validation and test are always real.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import h5py
+import numpy as np
+from tqdm import tqdm
+
+from text_recognizer.data.augment import PARAGRAPH_AFFINE, AugmentedStem
+from text_recognizer.data.base import BaseDataModule
+from text_recognizer.data.download import load_metadata
+from text_recognizer.data.iam import FORM_SCALE, IAM, SPLITS, Form
+from text_recognizer.data.iam_lines import usable_lines
+from text_recognizer.data.paragraphs import Layout, LinePool, check_fits, place
+from text_recognizer.data.paths import data_root
+from text_recognizer.data.processed import (
+    build,
+    check_labels,
+    digest,
+    is_complete,
+    read_split,
+    write_split,
+)
+from text_recognizer.metadata import iam as metadata
+from text_recognizer.tokenizer import Tokenizer
+
+FORMAT_VERSION = 1
+SCALE = metadata.PARAGRAPH_SCALE
+
+
+def usable_paragraph(form: Form, tokenizer: Tokenizer) -> bool:
+    """Every line has a box (else the crop would miss text its label has) and known chars."""
+    return form.box is not None and bool(form.text.strip()) and not tokenizer.unsupported(form.text)
+
+
+def process_paragraphs(path: Path, expected: str, height: int, width: int) -> bool:
+    """Write the real paragraphs of every split to `path` unless done; True if built now."""
+    if is_complete(path, expected):
+        return False
+    iam, tokenizer = IAM.load(), Tokenizer()
+    forms = {
+        split: [f for f in iam.forms_of(split) if usable_paragraph(f, tokenizer)]
+        for split in SPLITS
+    }
+    skipped = len(iam.forms) - sum(len(f) for f in forms.values())
+    if skipped:
+        print(f"iam paragraphs: skipped {skipped} forms with a line lacking boxes or known chars")
+    sizes = {
+        form.id: iam.crop_size(form, form.box, SCALE)
+        for split_forms in forms.values()
+        for form in split_forms
+        if form.box is not None
+    }
+    if not sizes:
+        raise ValueError(f"{iam.folder} holds no form whose lines all have boxes and known chars")
+    tallest = max(sizes, key=lambda i: sizes[i][1])
+    widest = max(sizes, key=lambda i: sizes[i][0])
+    check_fits(
+        f"IAM paragraph crops are {sizes[tallest][1]} px high ({tallest}) and "
+        f"{sizes[widest][0]} px wide ({widest})",
+        (sizes[tallest][1], sizes[widest][0]),
+        height,
+        width,
+    )
+
+    def samples(split_forms: list[Form], split: str) -> Iterator[tuple[np.ndarray, str, str]]:
+        for form in tqdm(split_forms, desc=f"iam paragraphs {split}", unit="form"):
+            assert form.box is not None
+            crop = iam.crop(form, iam.image(form), form.box, SCALE)
+            yield place(crop, height, width), form.text, form.id
+
+    def write(f: h5py.File) -> None:
+        for split in SPLITS:
+            write_split(f, split, len(forms[split]), (height, width), samples(forms[split], split))
+
+    return build(path, expected, write)
+
+
+def training_lines(iam: IAM, max_text_length: int) -> tuple[LinePool, Layout]:
+    """Training line crops at paragraph scale, and the layout of real training paragraphs."""
+    tokenizer = Tokenizer()
+    crops: list[np.ndarray] = []
+    texts: list[str] = []
+    counts: list[int] = []
+    gaps: list[int] = []
+    indents: list[int] = []
+    for form in tqdm(iam.forms_of("train"), desc="iam training lines", unit="form"):
+        lines = [
+            (line, box)
+            for line, box in usable_lines(form, tokenizer)
+            if len(line.text) <= max_text_length
+        ]
+        if not lines:
+            continue
+        image = iam.image(form)
+        crops += [iam.crop(form, image, box, SCALE, padding=0) for _, box in lines]
+        texts += [line.text for line, _ in lines]
+        boxes = [line.box for line in form.lines if line.box is not None]
+        if form.box is not None:
+            scale = (image.width / form.width if form.width else FORM_SCALE) * SCALE
+            counts.append(len(boxes))
+            indents += [round((b[0] - form.box[0]) * scale) for b in boxes]
+            gaps += [round((b[1] - a[3]) * scale) for a, b in itertools.pairwise(boxes)]
+    if not crops:
+        raise ValueError("the IAM archive has no usable training lines")
+    layout = Layout(tuple(counts or [1]), tuple(gaps or [0]), tuple(indents or [0]))
+    return LinePool(crops, texts), layout
+
+
+def process_synthetic(
+    path: Path, expected: str, height: int, width: int, size: int, seed: int, max_output_length: int
+) -> bool:
+    """Write `size` paragraphs assembled from training lines unless done; True if built now."""
+    if is_complete(path, expected):
+        return False
+    iam = IAM.load()
+
+    def write(f: h5py.File) -> None:
+        pool, layout = training_lines(iam, max_output_length - 2)
+
+        def samples() -> Iterator[tuple[np.ndarray, str, str]]:
+            for i in tqdm(range(size), desc="iam synthetic paragraphs", unit="paragraph"):
+                rng = np.random.default_rng([seed, i])
+                page, text = pool.assemble(rng, layout, height, width, max_output_length - 2)
+                yield page, text, f"synthetic-{i}"
+
+        write_split(f, "train", size, (height, width), samples())
+
+    return build(path, expected, write)
+
+
+class IAMParagraphs(BaseDataModule):
+    """Real IAM paragraphs, writer-independent splits, at a fixed scale on a fixed page."""
+
+    real_train = True
+
+    def __init__(
+        self,
+        batch_size: int = 4,
+        num_workers: int = 0,
+        height: int = metadata.PARAGRAPH_HEIGHT,
+        width: int = metadata.PARAGRAPH_WIDTH,
+        max_output_length: int = metadata.PARAGRAPH_MAX_OUTPUT_LENGTH,
+        augment: bool = True,
+    ) -> None:
+        super().__init__(batch_size, num_workers, height, width, max_output_length)
+        self.augment = augment
+        self.synthetic_size = 0
+        self.seed = 0
+
+    def _folder(self, name: str, *params: object) -> tuple[Path, str]:
+        sha = load_metadata("iam").sha256
+        key = digest(FORMAT_VERSION, sha, self.stem.height, self.stem.width, *params)
+        return data_root() / "processed" / name / f"paragraphs-{key}.h5", key
+
+    @property
+    def real(self) -> tuple[Path, str]:
+        return self._folder("iam_paragraphs")
+
+    @property
+    def synthetic(self) -> tuple[Path, str]:
+        params = (self.synthetic_size, self.seed, self.max_output_length)
+        return self._folder("iam_synthetic_paragraphs", *params)
+
+    @property
+    def paths(self) -> list[Path]:
+        return [self.real[0], self.synthetic[0]] if self.synthetic_size else [self.real[0]]
+
+    def prepare_data(self) -> None:
+        height, width = self.stem.height, self.stem.width
+        process_paragraphs(*self.real, height, width)
+        if self.synthetic_size:
+            params = (self.synthetic_size, self.seed, self.max_output_length)
+            process_synthetic(*self.synthetic, height, width, *params)
+
+    def setup(self, stage: str | None = None) -> None:
+        if hasattr(self, "data_train"):
+            return
+        self.prepare_data()
+        real = {split: read_split(self.real[0], split) for split in SPLITS}
+        train = [real["train"]] if self.real_train else []
+        if self.synthetic_size:
+            train.append(read_split(self.synthetic[0], "train"))
+        parts = {
+            "train": (
+                np.concatenate([images for images, _, _ in train]),
+                [t for _, texts, _ in train for t in texts],
+                [i for _, _, ids in train for i in ids],
+            ),
+            "val": real["val"],
+            "test": real["test"],
+        }
+        for split, (images, texts, ids) in parts.items():
+            check_labels(texts, ids, self.max_output_length, "IAM paragraph")
+            setattr(self, f"data_{split}", self.dataset(images, texts))
+        if self.augment:
+            self.data_train.stem = AugmentedStem(
+                self.stem.height, self.stem.width, PARAGRAPH_AFFINE
+            )
+
+    def describe(self) -> str:
+        files = "\n".join(f"  file: {path}" for path in self.paths)
+        return f"{super().describe()}\n{files}"
+
+
+class IAMSyntheticParagraphs(IAMParagraphs):
+    """Training on synthetic paragraphs only; validation and test on real ones."""
+
+    real_train = False
+
+    def __init__(
+        self,
+        batch_size: int = 4,
+        num_workers: int = 0,
+        height: int = metadata.PARAGRAPH_HEIGHT,
+        width: int = metadata.PARAGRAPH_WIDTH,
+        max_output_length: int = metadata.PARAGRAPH_MAX_OUTPUT_LENGTH,
+        augment: bool = True,
+        synthetic_size: int = 4_000,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(batch_size, num_workers, height, width, max_output_length, augment)
+        if synthetic_size <= 0:
+            raise ValueError(f"synthetic_size must be positive, got {synthetic_size}")
+        self.synthetic_size = synthetic_size
+        self.seed = seed
+
+
+class IAMExtendedParagraphs(IAMSyntheticParagraphs):
+    """Real and synthetic training paragraphs; validation and test on real ones."""
+
+    real_train = True

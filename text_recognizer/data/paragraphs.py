@@ -1,0 +1,131 @@
+"""Paragraph images: crops placed on a fixed page, and paragraphs assembled from line crops.
+
+Paragraphs keep their scale: a crop sits at the top left of a (height, width) page of paper and is
+only shrunk if it cannot fit (processing refuses that for real data; see `check_fits`). Assembled
+paragraphs stack runs of line crops with the gaps and indents real ones have, so synthetic and
+real training paragraphs look alike to the network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from text_recognizer.data.processed import DoesNotFitError
+
+MARGIN = 8  # paper around an assembled paragraph, like the padding around a real one's lines
+
+
+def paper_level(pixels: np.ndarray) -> int:
+    """The paper's grey: most of a crop is paper, so a high percentile finds it."""
+    return int(np.percentile(pixels, 90)) if pixels.size else 255
+
+
+def place(crop: np.ndarray, height: int, width: int) -> np.ndarray:
+    """`crop` at the top left of a (height, width) page of its own paper, shrunk only if needed."""
+    if crop.shape[0] > height or crop.shape[1] > width:
+        scale = min(height / crop.shape[0], width / crop.shape[1])
+        size = (max(1, int(crop.shape[1] * scale)), max(1, int(crop.shape[0] * scale)))
+        crop = np.asarray(Image.fromarray(crop).resize(size, Image.Resampling.LANCZOS))
+    page = np.full((height, width), paper_level(crop), dtype=np.uint8)
+    page[: crop.shape[0], : crop.shape[1]] = crop
+    return page
+
+
+def narrow(crop: np.ndarray, width: int) -> np.ndarray:
+    """`crop` shrunk (keeping its aspect) to at most `width` pixels wide."""
+    if crop.shape[1] <= width:
+        return crop
+    size = (width, max(1, round(crop.shape[0] * width / crop.shape[1])))
+    return np.asarray(Image.fromarray(crop).resize(size, Image.Resampling.LANCZOS))
+
+
+def check_fits(largest: str, size: tuple[int, int], height: int, width: int) -> None:
+    """Fail naming the largest crops (`size` is their height and width) and the input size."""
+    if size[0] > height or size[1] > width:
+        raise DoesNotFitError(
+            f"the largest {largest}, but the configured input is {height} x {width}: raise "
+            "datamodule.height/width (and the network's input)"
+        )
+
+
+def whiten(crop: np.ndarray, grain: int = 40) -> np.ndarray:
+    """Stretch the crop so its paper is white and clear the paper's grain (pixels within `grain`
+    of white): lines from different pages then share one page without visible seams."""
+    paper = max(float(np.median(crop)), 1.0)
+    pixels = crop.astype(np.float32) * (255.0 / paper)
+    pixels[pixels > 255 - grain] = 255
+    return np.clip(pixels, 0, 255).astype(np.uint8)
+
+
+def trim(crop: np.ndarray, threshold: int = 60) -> np.ndarray:
+    """The crop cut to its ink: pixels darker than the paper by `threshold`."""
+    ink = crop < paper_level(crop) - threshold
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    if rows.size == 0:
+        return crop
+    return crop[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How assembled paragraphs are spread: each value drawn from these (pixels, counts)."""
+
+    line_counts: tuple[int, ...]
+    gaps: tuple[int, ...]  # ink to ink, between a line and the next; negative overlaps
+    indents: tuple[int, ...]  # a line's left edge, from the paragraph's
+
+
+class LinePool:
+    """Line crops (whitened and cut to ink, their paper's grey kept) and texts, in source order."""
+
+    def __init__(self, crops: Sequence[np.ndarray], texts: Sequence[str]) -> None:
+        if not crops or len(crops) != len(texts):
+            raise ValueError(f"{len(crops)} line crops and {len(texts)} texts")
+        self.crops = [trim(whiten(c)) for c in crops]
+        self.papers = [paper_level(c) for c in crops]
+        self.texts = list(texts)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def assemble(
+        self,
+        rng: np.random.Generator,
+        layout: Layout,
+        height: int,
+        width: int,
+        max_text_length: int,
+    ) -> tuple[np.ndarray, str]:
+        """A run of consecutive lines from a random start, as many as the layout draws and the
+        page and label length can hold; always at least one line (so every line's own text must
+        fit `max_text_length`)."""
+        count = int(rng.choice(layout.line_counts))
+        start = int(rng.integers(len(self)))
+        room = width - 2 * MARGIN
+        placed: list[tuple[np.ndarray, int, int]] = []
+        texts: list[str] = []
+        y = MARGIN
+        for i in range(count):
+            index = (start + i) % len(self)
+            crop, text = narrow(self.crops[index], room), self.texts[index]
+            indent = min(int(rng.choice(layout.indents)), room - crop.shape[1])
+            if i:
+                y += int(rng.choice(layout.gaps))
+            too_long = len("\n".join([*texts, text])) > max_text_length
+            if placed and (y + crop.shape[0] + MARGIN > height or too_long):
+                break
+            placed.append((crop, max(y, 0), MARGIN + indent))
+            texts.append(text)
+            y = max(y, 0) + crop.shape[0]
+        page = np.full((height, width), 255, dtype=np.uint8)
+        for crop, top, left in placed:
+            crop = crop[: height - top]
+            region = page[top : top + crop.shape[0], left : left + crop.shape[1]]
+            np.minimum(region, crop[:, : region.shape[1]], out=region)
+        # The page takes the paper of its first line's source, as a scan has one paper colour.
+        page = (page.astype(np.float32) * (self.papers[start] / 255.0)).round().astype(np.uint8)
+        return page, "\n".join(texts)

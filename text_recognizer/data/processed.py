@@ -1,0 +1,117 @@
+"""Processed datasets: per split, fixed-size images and their texts in one h5 file.
+
+A file is named by a digest of everything that determines its bytes (the source archive's sha256,
+shapes, sizes, seeds, the format version), so a changed config builds a new file and the same one
+is never built twice. It is written under a temporary name and carries its digest only once
+complete, so a killed build is detected and redone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import h5py
+import numpy as np
+from filelock import FileLock
+
+from text_recognizer.data.paths import atomic_path
+from text_recognizer.model.errors import TrainingError
+
+SPLITS = ("train", "val", "test")
+
+
+class DoesNotFitError(TrainingError, ValueError):
+    """The configured input size or output length cannot hold the data; a run reports it in one
+    line, naming both."""
+
+
+CHUNK_BYTES = 1 << 20
+
+
+def digest(*parts: object) -> str:
+    blob = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def is_complete(path: Path, expected: str) -> bool:
+    """True only for a file that finished writing with this digest; anything else is redone."""
+    try:
+        with h5py.File(path, "r") as f:
+            return bool(f.attrs.get("digest") == expected)
+    except (OSError, KeyError):
+        return False
+
+
+def build(path: Path, expected: str, write: Callable[[h5py.File], None]) -> bool:
+    """Write `path` with `write` unless it is complete; True if it was built now."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"):
+        if is_complete(path, expected):
+            return False
+        started = time.perf_counter()
+        with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+            write(f)
+            f.attrs["digest"] = expected
+        print(f"wrote {path} in {time.perf_counter() - started:.1f} s")
+    return True
+
+
+def write_split(
+    f: h5py.File,
+    split: str,
+    count: int,
+    shape: tuple[int, int],
+    samples: Iterable[tuple[np.ndarray, str, str]],
+) -> None:
+    """Store `count` (image, text, id) samples, writing images a chunk at a time."""
+    group = f.create_group(split)
+    rows = max(1, min(count, CHUNK_BYTES // (shape[0] * shape[1])))
+    images = group.create_dataset(
+        "images",
+        (count, *shape),
+        dtype=np.uint8,
+        chunks=(rows, *shape) if count else None,
+        compression="lzf" if count else None,
+    )
+    texts: list[str] = []
+    ids: list[str] = []
+    buffer: list[np.ndarray] = []
+    for image, text, sample_id in samples:
+        buffer.append(image)
+        texts.append(text)
+        ids.append(sample_id)
+        if len(buffer) == rows:
+            images[len(texts) - rows : len(texts)] = np.stack(buffer)
+            buffer = []
+    if buffer:
+        images[len(texts) - len(buffer) : len(texts)] = np.stack(buffer)
+    if len(texts) != count:
+        raise RuntimeError(f"{split}: expected {count} samples, got {len(texts)}")
+    group.create_dataset("texts", data=np.array(texts, dtype=h5py.string_dtype()))
+    group.create_dataset("ids", data=np.array(ids, dtype=h5py.string_dtype()))
+
+
+def read_split(path: Path, split: str) -> tuple[np.ndarray, list[str], list[str]]:
+    """Images (n, h, w) uint8, texts and ids of one split."""
+    with h5py.File(path, "r") as f:
+        group = f[split]
+        texts = [t.decode() for t in group["texts"][:]]
+        ids = [i.decode() for i in group["ids"][:]]
+        return group["images"][:], texts, ids
+
+
+def check_labels(texts: list[str], ids: list[str], max_output_length: int, what: str) -> None:
+    """Every label, with its start and end tokens, must fit the configured output length."""
+    if not texts:
+        return
+    longest = max(range(len(texts)), key=lambda i: len(texts[i]))
+    if len(texts[longest]) + 2 > max_output_length:
+        raise DoesNotFitError(
+            f"the longest {what} label ({ids[longest]}) has {len(texts[longest])} characters, "
+            f"{len(texts[longest]) + 2} tokens with start and end, but max_output_length is "
+            f"{max_output_length}: raise datamodule.max_output_length and the network's"
+        )
