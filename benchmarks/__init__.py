@@ -1,0 +1,1 @@
+"""Speed measurements (`make bench`); each prints a table and writes results/<name>.json."""
