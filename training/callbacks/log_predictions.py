@@ -12,7 +12,8 @@ from text_recognizer.model.lit_transformer import LitTransformer
 
 
 class LogPredictions(pl.Callback):
-    """Keeps the first validation batch's predictions and logs them as captioned images."""
+    """Keeps one validation batch's predictions and logs them as captioned images (as read:
+    dark ink on light paper)."""
 
     def __init__(self, num_samples: int = 8) -> None:
         self.num_samples = num_samples
@@ -27,7 +28,9 @@ class LogPredictions(pl.Callback):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        if batch_idx != 0 or not isinstance(pl_module, LitTransformer):
+        # Validation batches are grouped by line width: the middle one shows typical lines.
+        middle = int(trainer.num_val_batches[dataloader_idx]) // 2
+        if batch_idx != middle or not isinstance(pl_module, LitTransformer):
             return
         images, targets = batch
         n = self.num_samples
@@ -46,7 +49,7 @@ class LogPredictions(pl.Callback):
             if isinstance(logger, WandbLogger):
                 logger.log_image(
                     key="val/predictions",
-                    images=[1.0 - image for image in images],
+                    images=[((1.0 - image[0]) * 255).byte().numpy() for image in images],
                     caption=captions,
                     step=trainer.global_step,
                 )
