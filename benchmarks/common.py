@@ -1,6 +1,6 @@
-"""The two reference networks and the timing helpers both benchmarks share.
+"""The two networks the experiments train, and the timing helpers both benchmarks share.
 
-The kwargs below are what the Hydra configs under training/conf/network pass to the classes.
+Networks are built from the Hydra network configs, so a benchmark measures what is trained.
 """
 
 import contextlib
@@ -12,68 +12,25 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
-from text_recognizer.network import ConvNext, ConvTransformer, Decoder
+from text_recognizer.network import ConvTransformer
 
 RESULTS = Path(__file__).parent / "results"
-SPECIAL = dict(num_tokens=83, pad_index=0, start_index=1, end_index=2)
+NETWORKS = Path(__file__).parents[1] / "training" / "conf" / "network"
 
-PARAGRAPH: dict[str, Any] = {
-    "image": (1, 576, 640),
-    "encoder": dict(
-        dim=16,
-        dim_mults=[1, 2, 4, 8, 32],
-        depths=[2, 3, 3, 3, 6],
-        downsampling=[[2, 2], [2, 2], [2, 2], [2, 1], [2, 1]],
-        attn_depth=1,
-        attn_heads=8,
-        attn_dim_head=64,
-        ff_mult=2,
-    ),
-    "decoder": dict(
-        num_tokens=83,
-        dim=512,
-        depth=6,
-        heads=8,
-        dim_head=64,
-        kv_heads=1,
-        ff_mult=1,
-        max_length=682,
-        tie_embeddings=True,
-    ),
-    "network": dict(encoder_dim=512, decoder_dim=512, max_output_length=682, **SPECIAL),
-}
-
-LINES: dict[str, Any] = {
-    "image": (1, 32, 640),
-    "encoder": dict(
-        dim=48,
-        dim_mults=[1, 2, 4],
-        depths=[1, 2, 2],
-        downsampling=[[2, 1], [2, 1], [2, 1]],
-        stem_kernel=[4, 4],
-        stem_stride=[4, 4],
-    ),
-    "decoder": dict(
-        num_tokens=83,
-        dim=192,
-        depth=2,
-        heads=4,
-        dim_head=48,
-        ff_mult=2,
-        max_length=82,
-        tie_embeddings=True,
-    ),
-    "network": dict(
-        encoder_dim=192, decoder_dim=192, max_output_length=82, ctc_head=True, **SPECIAL
-    ),
-}
+# The networks the experiments train, with the input each reads.
+PARAGRAPH: dict[str, Any] = {"config": "conv_transformer_paragraphs", "image": (1, 576, 640)}
+LINES: dict[str, Any] = {"config": "conv_transformer_lines", "image": (1, 32, 640)}
 
 
 def build(config: dict[str, Any]) -> ConvTransformer:
+    """The network as `training/conf/network/<config>.yaml` defines it, seeded."""
     torch.manual_seed(0)
-    encoder = ConvNext(**config["encoder"])
-    return ConvTransformer(encoder, Decoder(**config["decoder"]), **config["network"])
+    network = instantiate(OmegaConf.load(NETWORKS / f"{config['config']}.yaml"))
+    assert isinstance(network, ConvTransformer)
+    return network
 
 
 @contextlib.contextmanager
