@@ -2,16 +2,42 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from helpers import SINGLE, run_main
 
+from text_recognizer.data import cli
+from text_recognizer.data.base import BaseDataModule
+from text_recognizer.data.emnist import EMNIST
+from text_recognizer.data.emnist_lines import EMNISTLines
+from text_recognizer.data.iam_lines import IAMLines
+from text_recognizer.data.iam_paragraphs import (
+    IAMExtendedParagraphs,
+    IAMParagraphs,
+    IAMSyntheticParagraphs,
+)
 from text_recognizer.data.paths import DATA_DIR_ENV
 from text_recognizer.data.synthetic_lines import SyntheticLines
+from text_recognizer.data.synthetic_paragraphs import SyntheticParagraphs
 
 # Small enough to render in a few seconds, large enough for a batch of every split.
 TINY_LINES = {"train_size": 48, "val_size": 16, "test_size": 16}
+LINES = {f"line_{split}": size for split, size in TINY_LINES.items()}
+# The registry with tiny sizes, so a whole `generate` takes seconds.
+TINY_DATASETS: dict[str, Callable[[], BaseDataModule]] = {
+    "synthetic_lines": functools.partial(SyntheticLines, **TINY_LINES),
+    "synthetic_paragraphs": functools.partial(
+        SyntheticParagraphs, train_size=5, val_size=2, test_size=2, **LINES
+    ),
+    "emnist": EMNIST,
+    "emnist_lines": functools.partial(EMNISTLines, train_size=8, val_size=4, test_size=4),
+    "iam_lines": IAMLines,
+    "iam_paragraphs": IAMParagraphs,
+    "iam_synthetic_paragraphs": functools.partial(IAMSyntheticParagraphs, synthetic_size=6),
+}
 
 
 @pytest.fixture(autouse=True)
@@ -34,3 +60,19 @@ def tiny_lines(shared_data_root: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
     datamodule.prepare_data()
     datamodule.setup()
     yield datamodule
+
+
+@pytest.fixture(scope="session")
+def reference_run(shared_data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One uninterrupted single-process run of `SINGLE`, which resumed and DDP runs must match."""
+    run_dir = tmp_path_factory.mktemp("reference") / "run"
+    result = run_main(shared_data_root, *SINGLE, f"hydra.run.dir={run_dir}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    return run_dir
+
+
+@pytest.fixture
+def tiny_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli, "DATASETS", TINY_DATASETS)
+    extended = functools.partial(IAMExtendedParagraphs, synthetic_size=6)
+    monkeypatch.setattr(cli, "INFO_ONLY", {"iam_extended_paragraphs": extended})

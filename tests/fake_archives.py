@@ -14,6 +14,7 @@ import hashlib
 import socket
 import string
 import threading
+import time
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -215,16 +216,23 @@ class Server:
 
 class _Handler(SimpleHTTPRequestHandler):
     server_log: list[str]
+    delay: float
 
     def log_message(self, format: str, *args: Any) -> None:
         self.server_log.append(self.path)
 
+    def copyfile(self, source: Any, outputfile: Any) -> None:
+        while chunk := source.read(64 << 10):
+            outputfile.write(chunk)
+            time.sleep(self.delay)
+
 
 @contextlib.contextmanager
-def serve(folder: Path) -> Iterator[Server]:
-    """An HTTP server for `folder` on 127.0.0.1, stopped when the block ends."""
+def serve(folder: Path, delay: float = 0.0) -> Iterator[Server]:
+    """An HTTP server for `folder` on 127.0.0.1, stopped when the block ends; `delay` seconds
+    between 64 KiB chunks make a download slow enough to be caught in the middle."""
     log: list[str] = []
-    handler = type("Handler", (_Handler,), {"server_log": log})
+    handler = type("Handler", (_Handler,), {"server_log": log, "delay": delay})
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(folder)))
     thread = threading.Thread(
         target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True

@@ -4,8 +4,7 @@ import inspect
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.hydra_config import HydraConfig
+from helpers import compose_with
 from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -18,16 +17,6 @@ GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir())
 
 def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
-
-
-def compose_with(*overrides: str) -> DictConfig:
-    """Compose as `main.py` would, with the run directory Hydra would have made."""
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
-    OmegaConf.set_readonly(cfg.hydra.runtime, False)
-    cfg.hydra.runtime.output_dir = "runs/test"
-    HydraConfig.instance().set_config(cfg)
-    return cfg
 
 
 def targets(node: object) -> list[str]:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from fake_archives import closed_port, serve, sha256, write_metadata
+from helpers import current_umask
 
 from text_recognizer.data.download import (
     REPO_RAW,
@@ -35,7 +36,8 @@ def archive(tmp_path: Path) -> Path:
 
 
 def files_under(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix != ".toml")
+    """Besides the metadata and the (empty) locks that downloads hold while writing."""
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix not in (".toml", ".lock"))
 
 
 def test_download_verify_extract_and_skip_when_present(data_root: Path, archive: Path) -> None:
@@ -48,6 +50,9 @@ def test_download_verify_extract_and_skip_when_present(data_root: Path, archive:
     assert meta.archive() == data_root / "downloaded" / "small" / "small.zip"
     folder = ensure_extracted(meta)
     assert (folder / "small" / "sub" / "b.txt").read_text() == "beta\n"
+    umask = current_umask()
+    assert folder.stat().st_mode & 0o777 == 0o777 & ~umask  # not private to its owner
+    assert meta.archive().stat().st_mode & 0o777 == 0o666 & ~umask
     assert ensure_extracted(meta) == folder  # unpacked once per archive checksum
 
 

@@ -1,28 +1,13 @@
 """The training loop's losses and its refusal to go on with a broken loss."""
 
-from functools import partial
-
 import pytest
 import torch
+from helpers import tiny_model
 
 from text_recognizer.model.errors import NonFiniteLossError
-from text_recognizer.model.lit_transformer import LitTransformer
-from text_recognizer.network.conv_transformer import ConvTransformer
-from text_recognizer.network.convnext import ConvNext
-from text_recognizer.network.transformer import Decoder
 from text_recognizer.tokenizer import Tokenizer
 
 TOKENIZER = Tokenizer()
-
-
-def tiny_model(ctc_weight: float = 0.5) -> LitTransformer:
-    torch.manual_seed(0)
-    encoder = ConvNext(8, [1, 2], [1, 1], [[2, 1], [2, 1]], stem_kernel=[4, 4], stem_stride=[4, 4])
-    decoder = Decoder(len(TOKENIZER), dim=16, depth=1, heads=2, dim_head=8, max_length=12)
-    network = ConvTransformer(
-        encoder, decoder, 16, 16, len(TOKENIZER), 0, 1, 2, max_output_length=12, ctc_head=True
-    )
-    return LitTransformer(network, partial(torch.optim.AdamW, lr=1e-3), ctc_weight=ctc_weight)
 
 
 def batch(texts: list[str], length: int = 12) -> tuple[torch.Tensor, torch.Tensor]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
@@ -12,7 +14,7 @@ from PIL import Image, ImageDraw, ImageFont
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from text_recognizer.data.paths import atomic_path
-from text_recognizer.data.sampler import WidthBucketSampler, content_widths
+from text_recognizer.data.sampler import ResumableLoader, WidthBucketSampler, content_widths
 from text_recognizer.data.transforms import ImageStem, crop_to_content
 from text_recognizer.tokenizer import Tokenizer
 
@@ -72,6 +74,7 @@ class BaseDataModule(pl.LightningDataModule):
         self.data_train: ImageTextDataset
         self.data_val: ImageTextDataset
         self.data_test: ImageTextDataset
+        self._train_position: dict[str, int] | None = None
 
     @property
     def input_dims(self) -> tuple[int, int, int]:
@@ -81,33 +84,57 @@ class BaseDataModule(pl.LightningDataModule):
         targets = torch.stack([self.tokenizer.encode(t, self.max_output_length) for t in texts])
         return ImageTextDataset(images, texts, self.stem, targets)
 
-    def _loader(self, dataset: ImageTextDataset, shuffle: bool) -> DataLoader:
-        if not self.crop_width:
-            return DataLoader(
-                dataset,
-                batch_size=self.batch_size,
-                shuffle=shuffle,
-                num_workers=self.num_workers,
-                persistent_workers=self.num_workers > 0,
-            )
-        if dataset.widths is None:
-            dataset.widths = content_widths(dataset.images)
-        return DataLoader(
+    def _loader(self, dataset: ImageTextDataset, train: bool) -> ResumableLoader:
+        """Training batches are shuffled by the run's seed (`seed_everything` exports it) and the
+        epoch; every split is sharded across DDP processes by the sampler itself."""
+        widths = np.zeros(len(dataset), dtype=np.int64)  # all alike: plain shuffled batches
+        if self.crop_width:
+            if dataset.widths is None:
+                dataset.widths = content_widths(dataset.images)
+            widths = dataset.widths
+        sampler = WidthBucketSampler(
+            widths,
+            self.batch_size,
+            shuffle=train,
+            seed=int(os.environ.get("PL_GLOBAL_SEED", 0)),
+            equal_shards=train,
+        )
+        return ResumableLoader(
             dataset,
-            batch_sampler=WidthBucketSampler(dataset.widths, self.batch_size, shuffle),
-            collate_fn=collate_cropped,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            collate_fn=collate_cropped if self.crop_width else None,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.data_train, shuffle=True)
+        loader = self._loader(self.data_train, train=True)
+        if self._train_position is not None:
+            loader.load_state_dict(self._train_position)
+            self._train_position = None
+        return loader
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where training stands in its epoch, so a resumed run goes on with the next batch.
+
+        Lightning also saves the train loader's own state, but never hands it back when the LR
+        schedule asks for `trainer.estimated_stepping_batches`: that builds the loader before the
+        checkpoint's loop state is restored. The datamodule's state is restored before that.
+        """
+        loader = self.trainer.train_dataloader if self.trainer else None
+        if not isinstance(loader, ResumableLoader):
+            return {}
+        return {"train_position": loader.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._train_position = state.get("train_position")
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.data_val, shuffle=False)
+        return self._loader(self.data_val, train=False)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.data_test, shuffle=False)
+        return self._loader(self.data_test, train=False)
 
     def splits(self) -> dict[str, ImageTextDataset]:
         return {"train": self.data_train, "val": self.data_val, "test": self.data_test}

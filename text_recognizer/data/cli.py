@@ -126,6 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     except (
         FileNotFoundError,
         NotADirectoryError,
+        PermissionError,
         ValueError,
         DownloadError,
         TrainingError,

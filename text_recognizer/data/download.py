@@ -24,10 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
-from filelock import FileLock
 from tqdm import tqdm
 
-from text_recognizer.data.paths import atomic_path, data_root
+from text_recognizer.data.paths import atomic_path, data_root, exclusive, publish_mode
 
 REPO_RAW = Path(__file__).resolve().parents[2] / "data" / "raw"
 CHUNK = 1 << 20
@@ -158,14 +157,24 @@ def verify(path: Path, sha256: str) -> None:
 
 
 def download(meta: Metadata, root: Path | None = None) -> bool:
-    """Fetch the archive unless a verified copy is present; True if it was fetched."""
+    """Fetch the archive unless a verified copy is present; True if it was fetched.
+
+    One process at a time fetches a given archive; another waits, then finds it there."""
     target = meta.archive(root)
-    if target.exists():
-        try:
-            verify(target, meta.sha256)
-            return False
-        except ChecksumError as error:
-            print(error)
+    if target.is_file() and sha256sum(target) == meta.sha256:  # also on a read-only data root
+        return False
+    with exclusive(target):
+        if target.exists():
+            try:
+                verify(target, meta.sha256)
+                return False
+            except ChecksumError as error:
+                print(error)
+        _fetch(meta, target)
+    return True
+
+
+def _fetch(meta: Metadata, target: Path) -> None:
     check_url(meta.url)
     by_hand = (
         f"without internet, place {meta.filename} at {target} by hand "
@@ -187,7 +196,6 @@ def download(meta: Metadata, root: Path | None = None) -> bool:
                 f"{meta.url} sent a file with sha256 {actual}, expected {meta.sha256} "
                 f"(from {meta.source}): removed it"
             )
-    return True
 
 
 def _stream(response: IO[bytes], path: Path, name: str) -> str:
@@ -274,15 +282,15 @@ def ensure_extracted(
         raise MissingArchiveError(
             f"{meta.name} archive {archive} is missing: run `make download && make generate`"
         )
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(folder) + ".lock"):
+    with exclusive(folder):
         if marker.is_file() and marker.read_text().strip() == meta.sha256:
             return folder
         verify(archive, meta.sha256)
-        tmp = Path(tempfile.mkdtemp(prefix=".extracted.", dir=folder.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
         try:
             extract(archive, tmp, members)
             (tmp / MARKER).write_text(meta.sha256 + "\n")
+            publish_mode(tmp)
             if folder.exists():
                 shutil.rmtree(folder)
             os.replace(tmp, folder)

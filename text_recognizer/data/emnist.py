@@ -18,7 +18,7 @@ from scipy.io import loadmat
 from text_recognizer.data.base import BaseDataModule
 from text_recognizer.data.download import ensure_extracted, load_metadata
 from text_recognizer.data.paths import data_root
-from text_recognizer.data.processed import build, digest, is_complete
+from text_recognizer.data.processed import build, digest, is_complete, reading
 from text_recognizer.metadata.emnist import CHAR_SIZE
 
 FORMAT_VERSION = 1
@@ -72,7 +72,7 @@ def process(root: Path | None = None) -> tuple[Path, bool]:
 def load(root: Path | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Split ("train", "test") -> (images, characters), processing the archive if needed."""
     path, _ = process(root)
-    with h5py.File(path, "r") as f:
+    with reading(path) as f:
         return {
             split: (f[split]["images"][:], f[split]["chars"].asstr()[:]) for split in SOURCE_SPLITS
         }

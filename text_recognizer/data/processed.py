@@ -8,20 +8,24 @@ complete, so a killed build is detected and redone.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import h5py
 import numpy as np
-from filelock import FileLock
 
-from text_recognizer.data.paths import atomic_path
+from text_recognizer.data.paths import atomic_path, exclusive
 from text_recognizer.model.errors import TrainingError
 
 SPLITS = ("train", "val", "test")
+
+
+class CorruptDataError(TrainingError):
+    """A finished data file cannot be read back."""
 
 
 class DoesNotFitError(TrainingError, ValueError):
@@ -48,8 +52,7 @@ def is_complete(path: Path, expected: str) -> bool:
 
 def build(path: Path, expected: str, write: Callable[[h5py.File], None]) -> bool:
     """Write `path` with `write` unless it is complete; True if it was built now."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path) + ".lock"):
+    with exclusive(path):
         if is_complete(path, expected):
             return False
         started = time.perf_counter()
@@ -95,9 +98,24 @@ def write_split(
     group.create_dataset("ids", data=np.array(ids, dtype=h5py.string_dtype()))
 
 
+@contextlib.contextmanager
+def reading(path: Path) -> Iterator[h5py.File]:
+    """A finished data file, open for reading: one damaged after it was written (a bad disk, a
+    partial copy) stops the run naming it and what to do, instead of an HDF5 traceback."""
+    try:
+        with h5py.File(path, "r") as f:
+            yield f
+    except (OSError, KeyError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CorruptDataError(
+            f"{path} cannot be read ({reason}): delete it and run `text-recognizer-data "
+            "generate` to build it again"
+        ) from None
+
+
 def read_split(path: Path, split: str) -> tuple[np.ndarray, list[str], list[str]]:
     """Images (n, h, w) uint8, texts and ids of one split."""
-    with h5py.File(path, "r") as f:
+    with reading(path) as f:
         group = f[split]
         texts = [t.decode() for t in group["texts"][:]]
         ids = [i.decode() for i in group["ids"][:]]

@@ -6,9 +6,8 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-import h5py
-
 from text_recognizer.data.base import BaseDataModule
+from text_recognizer.data.processed import reading
 from text_recognizer.data.synthetic.fonts import HELDOUT_FAMILIES, TRAIN_FAMILIES
 from text_recognizer.data.synthetic.generate import SPLITS, SyntheticLinesConfig, generate
 
@@ -63,7 +62,7 @@ class SyntheticLines(BaseDataModule):
         if hasattr(self, "data_train"):
             return
         path = generate(self.config)
-        with h5py.File(path, "r") as f:
+        with reading(path) as f:
             for split in SPLITS:
                 group = f[split]
                 texts = [t.decode() for t in group["texts"][:]]

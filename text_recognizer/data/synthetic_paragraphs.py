@@ -25,6 +25,7 @@ from text_recognizer.data.processed import (
     digest,
     is_complete,
     read_split,
+    reading,
     write_split,
 )
 from text_recognizer.data.synthetic.generate import SyntheticLinesConfig, generate
@@ -88,7 +89,7 @@ class SyntheticParagraphs(BaseDataModule):
 
     def _write(self, f: h5py.File, lines: Path) -> None:
         for split in SPLITS:
-            with h5py.File(lines, "r") as source:
+            with reading(lines) as source:
                 crops = list(source[split]["images"][:])
                 texts = [t.decode() for t in source[split]["texts"][:]]
             pool = LinePool(crops, texts)

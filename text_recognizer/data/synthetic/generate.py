@@ -20,10 +20,9 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-from filelock import FileLock
 from tqdm import tqdm
 
-from text_recognizer.data.paths import atomic_path, data_root
+from text_recognizer.data.paths import atomic_path, data_root, exclusive
 from text_recognizer.data.synthetic.fonts import (
     HELDOUT_FAMILIES,
     TRAIN_FAMILIES,
@@ -135,8 +134,9 @@ def generate(
 ) -> Path:
     """Write the dataset for `config` unless a complete one exists; return its path."""
     path = config.path(root)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path) + ".lock"):
+    if is_complete(path, config):  # no lock needed: a read-only data root that has it works
+        return path
+    with exclusive(path):
         if is_complete(path, config):
             return path
         for split in SPLITS:
