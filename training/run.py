@@ -8,30 +8,53 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
+from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from text_recognizer.data.paths import atomic_path
+from text_recognizer.model.errors import ConfigError, TrainingError
 
 
 def build(
     cfg: DictConfig, run_dir: Path
 ) -> tuple[pl.LightningDataModule, pl.LightningModule, pl.Trainer]:
     """Everything a run needs, from the config alone."""
-    datamodule = instantiate(cfg.datamodule)
-    network = instantiate(cfg.network)
-    lr_scheduler = instantiate(cfg.lr_scheduler) if cfg.get("lr_scheduler") else None
-    model = instantiate(
+    datamodule = _instantiate("datamodule", cfg.datamodule)
+    network = _instantiate("network", cfg.network)
+    lr_scheduler = (
+        _instantiate("lr_scheduler", cfg.lr_scheduler) if cfg.get("lr_scheduler") else None
+    )
+    model = _instantiate(
+        "model",
         cfg.model,
         network=network,
-        optimizer=instantiate(cfg.optimizer),
+        optimizer=_instantiate("optimizer", cfg.optimizer),
         lr_scheduler=lr_scheduler,
         tokenizer=datamodule.tokenizer,
     )
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
-    logger = instantiate(cfg.logger) if cfg.get("logger") else False
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, default_root_dir=run_dir)
+    callbacks = [
+        _instantiate(f"callbacks.{k}", c) for k, c in (cfg.get("callbacks") or {}).items() if c
+    ]
+    logger = _instantiate("logger", cfg.logger) if cfg.get("logger") else False
+    trainer = _instantiate(
+        "trainer", cfg.trainer, callbacks=callbacks, logger=logger, default_root_dir=run_dir
+    )
     return datamodule, model, trainer
+
+
+def _instantiate(key: str, node: DictConfig, **kwargs: Any) -> Any:
+    """A value the constructor rejects stops the run in one line naming its config group."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as error:
+        cause = error.__cause__
+        if isinstance(cause, TrainingError | OSError):
+            raise cause from None
+        if isinstance(cause, ValueError | TypeError | MisconfigurationException):
+            raise ConfigError(f"{key}: {cause}") from None
+        raise
 
 
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import torch.nn.functional as F  # noqa: N812
 from torch import Tensor
 
 from text_recognizer.decode import greedy_decode
-from text_recognizer.model.errors import NonFiniteLossError
+from text_recognizer.model.errors import ConfigError, NonFiniteLossError, naming_the_batch
 from text_recognizer.model.metrics import error_rates
 from text_recognizer.network.conv_transformer import ConvTransformer
 from text_recognizer.tokenizer import Tokenizer
@@ -47,6 +47,7 @@ class LitTransformer(pl.LightningModule):
         self.max_output_length = max_output_length
         self.val_metrics = error_rates("val/")
         self.test_metrics = error_rates("test/")
+        self._batch_shape = torch.Size()
 
     def forward(self, images: Tensor) -> list[str]:
         return self.tokenizer.decode_batch(self.predict_tokens(images))
@@ -95,19 +96,49 @@ class LitTransformer(pl.LightningModule):
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         images, targets = batch
-        losses = self._losses(images, targets)
+        self._batch_shape = images.shape
+        with naming_the_batch(images.shape, f"training step {self.global_step}"):
+            losses = self._losses(images, targets)
         if not torch.isfinite(losses["loss"]):
             raise NonFiniteLossError(
-                f"loss is {losses['loss'].item()} at step {self.global_step}: lower the learning "
-                "rate or enable gradient clipping; the last checkpoint is kept"
+                f"loss is {losses['loss'].item()} at step {self.global_step}: lower optimizer.lr "
+                "or trainer.gradient_clip_val; the checkpoints saved before it are kept"
             )
         self.log_dict({f"train/{k}": v for k, v in losses.items()}, prog_bar=True)
         return losses["loss"]
 
+    def backward(self, loss: Tensor, *args: Any, **kwargs: Any) -> None:
+        with naming_the_batch(self._batch_shape, f"the backward pass of step {self.global_step}"):
+            super().backward(loss, *args, **kwargs)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse to write weights that are no longer numbers over the last good checkpoint."""
+        if not all(bool(torch.isfinite(p).all()) for p in self.parameters()):
+            raise NonFiniteLossError(
+                f"the weights became NaN or infinite by step {self.global_step}: lower "
+                "optimizer.lr or trainer.gradient_clip_val; the checkpoints saved before are kept"
+            )
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """A checkpoint of another network fails naming what differs, not with a traceback."""
+        ours = self.state_dict()
+        theirs = checkpoint.get("state_dict", {})
+        differ = sorted(
+            key
+            for key in ours.keys() | theirs.keys()
+            if key not in ours or key not in theirs or ours[key].shape != theirs[key].shape
+        )
+        if differ:
+            raise ConfigError(
+                f"the checkpoint holds another network ({len(differ)} tensors differ, e.g. "
+                f"{differ[0]}): use the overrides it was trained with (.hydra/overrides.yaml)"
+            )
+
     def _evaluate(self, batch: tuple[Tensor, Tensor], split: str) -> dict[str, list[str]]:
         images, targets = batch
-        self.log(f"{split}/loss", self._losses(images, targets)["loss"], sync_dist=True)
-        predictions = self(images)
+        with naming_the_batch(images.shape, "validation" if split == "val" else "testing"):
+            self.log(f"{split}/loss", self._losses(images, targets)["loss"], sync_dist=True)
+            predictions = self(images)
         truths = self.tokenizer.decode_batch(targets)
         metrics = self.val_metrics if split == "val" else self.test_metrics
         metrics.update(predictions, truths)
@@ -121,11 +152,17 @@ class LitTransformer(pl.LightningModule):
         return self._evaluate(batch, "test")
 
     def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer_factory(self.parameters())
+        try:
+            optimizer = self.optimizer_factory(self.parameters())
+        except ValueError as error:  # torch checks lr, betas, weight decay
+            raise ConfigError(f"optimizer: {error}") from None
         if self.scheduler_factory is None:
             return optimizer
         total_steps = int(self.trainer.estimated_stepping_batches)
-        scheduler = self.scheduler_factory(optimizer, total_steps=total_steps)
+        try:
+            scheduler = self.scheduler_factory(optimizer, total_steps=total_steps)
+        except ValueError as error:
+            raise ConfigError(f"lr_scheduler: {error}") from None
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},

@@ -13,7 +13,7 @@ from text_recognizer.model.lit_transformer import LitTransformer
 
 class LogPredictions(pl.Callback):
     """Keeps one validation batch's predictions and logs them as captioned images (as read:
-    dark ink on light paper)."""
+    dark ink on light paper). Under DDP, rank 0 alone keeps and logs them."""
 
     def __init__(self, num_samples: int = 8) -> None:
         self.num_samples = num_samples
@@ -30,7 +30,11 @@ class LogPredictions(pl.Callback):
     ) -> None:
         # Validation batches are grouped by line width: the middle one shows typical lines.
         middle = int(trainer.num_val_batches[dataloader_idx]) // 2
-        if batch_idx != middle or not isinstance(pl_module, LitTransformer):
+        if (
+            batch_idx != middle
+            or not trainer.is_global_zero
+            or not isinstance(pl_module, LitTransformer)
+        ):
             return
         images, targets = batch
         n = self.num_samples
@@ -38,7 +42,7 @@ class LogPredictions(pl.Callback):
         self._batch = (images[:n].detach().cpu(), truths, outputs["predictions"][:n])
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self._batch is None or trainer.sanity_checking or not trainer.is_global_zero:
+        if self._batch is None or trainer.sanity_checking:
             return
         images, truths, predictions = self._batch
         self._batch = None
