@@ -9,9 +9,10 @@ from typing import Any
 
 import pytorch_lightning as pl
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from text_recognizer.data.paths import atomic_path
+from text_recognizer.inference.spec import InferenceSpec
 
 
 def build(
@@ -27,6 +28,11 @@ def build(
         optimizer=instantiate(cfg.optimizer),
         lr_scheduler=lr_scheduler,
         tokenizer=datamodule.tokenizer,
+        inference=InferenceSpec.of_run(
+            OmegaConf.to_container(cfg.network, resolve=True),
+            OmegaConf.to_container(cfg.datamodule, resolve=True),
+            datamodule,
+        ),
     )
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     logger = instantiate(cfg.logger) if cfg.get("logger") else False

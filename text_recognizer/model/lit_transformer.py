@@ -11,6 +11,7 @@ import torch.nn.functional as F  # noqa: N812
 from torch import Tensor
 
 from text_recognizer.decode import greedy_decode
+from text_recognizer.inference.spec import CHECKPOINT_KEY, InferenceSpec
 from text_recognizer.model.errors import NonFiniteLossError
 from text_recognizer.model.metrics import error_rates
 from text_recognizer.network.conv_transformer import ConvTransformer
@@ -25,6 +26,7 @@ class LitTransformer(pl.LightningModule):
 
     The CTC term aligns image columns with characters early in training, which the attention
     decoder alone finds slowly; it is a training aid only, decoding always uses the decoder.
+    `inference`, if given, is saved in every checkpoint so that it loads for inference alone.
     """
 
     def __init__(
@@ -36,8 +38,10 @@ class LitTransformer(pl.LightningModule):
         label_smoothing: float = 0.0,
         ctc_weight: float = 0.0,
         max_output_length: int | None = None,
+        inference: InferenceSpec | None = None,
     ) -> None:
         super().__init__()
+        self.inference = inference
         self.network = network
         self.optimizer_factory = optimizer
         self.scheduler_factory = lr_scheduler
@@ -119,6 +123,11 @@ class LitTransformer(pl.LightningModule):
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> dict[str, list[str]]:
         return self._evaluate(batch, "test")
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Record what inference needs besides the weights (`TextRecognizer.from_checkpoint`)."""
+        if self.inference is not None:
+            checkpoint[CHECKPOINT_KEY] = self.inference.to_dict()
 
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer_factory(self.parameters())
