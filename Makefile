@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test check lint generate download info bench clean
+.PHONY: help install train test check lint generate download info bench predict clean
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -37,9 +37,14 @@ test: $(STAMP) ## run the test suite (what CI runs)
 check: $(STAMP) ## nox: lint, typecheck and tests
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/nox
 
-bench: $(STAMP) ## decode and training-step speed; JSON under benchmarks/results/
+bench: $(STAMP) ## decode, training-step and prediction speed; JSON under benchmarks/results/
 	$(BIN)/python -m benchmarks.decode
 	$(BIN)/python -m benchmarks.train
+	$(BIN)/python -m benchmarks.predict
+
+predict: $(STAMP) ## print the text of images: make predict CKPT=path/best.ckpt IMAGE=file-or-folder
+	@test -n "$(CKPT)" -a -n "$(IMAGE)" || { echo "usage: make predict CKPT=... IMAGE=..."; exit 2; }
+	$(BIN)/text-recognizer predict --checkpoint $(CKPT) $(IMAGE)
 
 clean: ## remove the virtualenv and caches (keeps data and runs)
 	rm -rf $(VENV) .nox .mypy_cache .ruff_cache .pytest_cache

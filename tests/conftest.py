@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from helpers import SINGLE, run_main
@@ -22,6 +23,9 @@ from text_recognizer.data.iam_paragraphs import (
 from text_recognizer.data.paths import DATA_DIR_ENV
 from text_recognizer.data.synthetic_lines import SyntheticLines
 from text_recognizer.data.synthetic_paragraphs import SyntheticParagraphs
+
+if TYPE_CHECKING:
+    from tiny_recognizer import Tiny
 
 # Small enough to render in a few seconds, large enough for a batch of every split.
 TINY_LINES = {"train_size": 48, "val_size": 16, "test_size": 16}
@@ -76,3 +80,11 @@ def tiny_registry(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cli, "DATASETS", TINY_DATASETS)
     extended = functools.partial(IAMExtendedParagraphs, synthetic_size=6)
     monkeypatch.setattr(cli, "INFO_ONLY", {"iam_extended_paragraphs": extended})
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Tiny:
+    """A tiny line reader overfit on a few rendered lines, saved as training saves it."""
+    from tiny_recognizer import train
+
+    return train(tmp_path_factory.mktemp("tiny-model") / "tiny.ckpt")

@@ -2,6 +2,7 @@
 only as the reference that tests and benchmarks compare it with."""
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -27,12 +28,11 @@ def greedy_decode(
     max_length = max_length or network.max_output_length
     decoder.setup_cache(memory, max_length)
     try:
-        return _greedy(
-            network,
-            memory,
+        return greedy_loop(
+            lambda tokens, pos: decoder.step(tokens[:, pos : pos + 1], pos)[:, -1],
+            _setup(network, memory),
             max_length,
             stop_at_end,
-            lambda tokens, pos: decoder.step(tokens[:, pos : pos + 1], pos)[:, -1],
         )
     finally:
         decoder.clear_cache()
@@ -50,31 +50,47 @@ def greedy_decode_reference(
     Quadratic in length; only the reference for tests and benchmarks.
     """
     memory = network.encode(images)
-    return _greedy(
-        network,
-        memory,
+    return greedy_loop(
+        lambda tokens, pos: network.decoder(tokens[:, : pos + 1], memory)[:, -1],
+        _setup(network, memory),
         max_length or network.max_output_length,
         stop_at_end,
-        lambda tokens, pos: network.decoder(tokens[:, : pos + 1], memory)[:, -1],
     )
 
 
-def _greedy(
-    network: ConvTransformer,
-    memory: Tensor,
-    max_length: int,
-    stop_at_end: bool,
+class LoopSetup(NamedTuple):
+    """What the loop needs to know besides the scores: batch, device and the special tokens."""
+
+    batch: int
+    device: torch.device
+    start_index: int
+    end_index: int
+    pad_index: int
+
+
+def _setup(network: ConvTransformer, memory: Tensor) -> LoopSetup:
+    return LoopSetup(
+        memory.shape[0], memory.device, network.start_index, network.end_index, network.pad_index
+    )
+
+
+def greedy_loop(
     next_logits: Callable[[Tensor, int], Tensor],
+    setup: LoopSetup,
+    max_length: int,
+    stop_at_end: bool = True,
 ) -> Tensor:
-    """The loop both decoders share; `next_logits(tokens, pos)` scores the token after `pos`."""
-    batch = memory.shape[0]
-    tokens = memory.new_full((batch, max_length + 1), network.pad_index, dtype=torch.long)
-    tokens[:, 0] = network.start_index
-    ended = torch.zeros(batch, dtype=torch.bool, device=memory.device)
+    """The loop every decoder shares (these two, and exported models' cached step):
+    `next_logits(tokens, pos)` scores the token after `pos` from tokens (b, max_length + 1)."""
+    tokens = torch.full(
+        (setup.batch, max_length + 1), setup.pad_index, dtype=torch.long, device=setup.device
+    )
+    tokens[:, 0] = setup.start_index
+    ended = torch.zeros(setup.batch, dtype=torch.bool, device=setup.device)
     for pos in range(max_length):
-        next_token = next_logits(tokens, pos).argmax(-1).masked_fill(ended, network.pad_index)
+        next_token = next_logits(tokens, pos).argmax(-1).masked_fill(ended, setup.pad_index)
         tokens[:, pos + 1] = next_token
-        ended |= next_token == network.end_index
+        ended |= next_token == setup.end_index
         if stop_at_end and bool(ended.all()):
             return tokens[:, 1 : pos + 2]
     return tokens[:, 1:]

@@ -10,10 +10,11 @@ from typing import Any
 import pytorch_lightning as pl
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from text_recognizer.data.paths import atomic_path
+from text_recognizer.inference.spec import InferenceSpec
 from text_recognizer.model.errors import ConfigError, TrainingError
 
 
@@ -33,6 +34,11 @@ def build(
         optimizer=_instantiate("optimizer", cfg.optimizer),
         lr_scheduler=lr_scheduler,
         tokenizer=datamodule.tokenizer,
+        inference=InferenceSpec.of_run(
+            OmegaConf.to_container(cfg.network, resolve=True),
+            OmegaConf.to_container(cfg.datamodule, resolve=True),
+            datamodule,
+        ),
     )
     callbacks = [
         _instantiate(f"callbacks.{k}", c) for k, c in (cfg.get("callbacks") or {}).items() if c

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 
 from text_recognizer.data.paths import atomic_path
 from text_recognizer.data.sampler import ResumableLoader, WidthBucketSampler, content_widths
-from text_recognizer.data.transforms import ImageStem, crop_to_content
+from text_recognizer.data.transforms import EvalTransform, ImageStem, crop_to_content
 from text_recognizer.tokenizer import Tokenizer
 
 
@@ -161,23 +161,36 @@ class BaseDataModule(pl.LightningDataModule):
             )
         return "\n".join(lines)
 
+    @property
+    def eval_transform(self) -> EvalTransform:
+        """What validation and test apply to an image; inference applies the same."""
+        return EvalTransform(self.stem.height, self.stem.width, self.crop_width)
+
     def save_grid(self, path: Path, split: str = "train", count: int = 16) -> Path:
         """A PNG of `count` samples of `split`, each above its text, to look at the data."""
         data = self.splits()[split]
-        font = ImageFont.load_default(14)
-        rows = []
-        for i in np.linspace(0, len(data) - 1, min(count, len(data))).astype(int):
-            image = Image.fromarray(data.images[i]).convert("L")
-            label = Image.new("L", (image.width, 20), 255)
+        chosen = np.linspace(0, len(data) - 1, min(count, len(data))).astype(int)
+        return save_captioned_grid(path, [(data.images[i], [data.texts[i]]) for i in chosen])
+
+
+def save_captioned_grid(path: Path, rows: list[tuple[np.ndarray, list[str]]]) -> Path:
+    """A PNG of uint8 images stacked top to bottom, each above its caption lines (newlines in a
+    line shown as ' | '), written atomically."""
+    font = ImageFont.load_default(14)
+    strips = []
+    for pixels, captions in rows:
+        image = Image.fromarray(pixels).convert("L")
+        label = Image.new("L", (image.width, 4 + 16 * len(captions)), 255)
+        for n, caption in enumerate(captions):
             ImageDraw.Draw(label).text(
-                (2, 2), data.texts[i].replace("\n", " | "), font=font, fill=0
+                (2, 2 + 16 * n), caption.replace("\n", " | "), font=font, fill=0
             )
-            rows += [np.asarray(image), np.asarray(label)]
-        width = max(r.shape[1] for r in rows)
-        grid = np.concatenate(
-            [np.pad(r, ((0, 0), (0, width - r.shape[1])), constant_values=255) for r in rows]
-        )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as tmp:
-            Image.fromarray(grid).save(tmp, format="PNG")
-        return path
+        strips += [np.asarray(image), np.asarray(label)]
+    width = max(s.shape[1] for s in strips)
+    grid = np.concatenate(
+        [np.pad(s, ((0, 0), (0, width - s.shape[1])), constant_values=255) for s in strips]
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        Image.fromarray(grid).save(tmp, format="PNG")
+    return path

@@ -11,6 +11,7 @@ import torch.nn.functional as F  # noqa: N812
 from torch import Tensor
 
 from text_recognizer.decode import greedy_decode
+from text_recognizer.inference.spec import CHECKPOINT_KEY, InferenceSpec
 from text_recognizer.model.errors import ConfigError, NonFiniteLossError, naming_the_batch
 from text_recognizer.model.metrics import error_rates
 from text_recognizer.network.conv_transformer import ConvTransformer
@@ -25,6 +26,7 @@ class LitTransformer(pl.LightningModule):
 
     The CTC term aligns image columns with characters early in training, which the attention
     decoder alone finds slowly; it is a training aid only, decoding always uses the decoder.
+    `inference`, if given, is saved in every checkpoint so that it loads for inference alone.
     """
 
     def __init__(
@@ -36,8 +38,10 @@ class LitTransformer(pl.LightningModule):
         label_smoothing: float = 0.0,
         ctc_weight: float = 0.0,
         max_output_length: int | None = None,
+        inference: InferenceSpec | None = None,
     ) -> None:
         super().__init__()
+        self.inference = inference
         self.network = network
         self.optimizer_factory = optimizer
         self.scheduler_factory = lr_scheduler
@@ -112,12 +116,15 @@ class LitTransformer(pl.LightningModule):
             super().backward(loss, *args, **kwargs)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Refuse to write weights that are no longer numbers over the last good checkpoint."""
+        """Refuse to write weights that are no longer numbers over the last good checkpoint, and
+        record what inference needs besides the weights (`TextRecognizer.from_checkpoint`)."""
         if not all(bool(torch.isfinite(p).all()) for p in self.parameters()):
             raise NonFiniteLossError(
                 f"the weights became NaN or infinite by step {self.global_step}: lower "
                 "optimizer.lr or trainer.gradient_clip_val; the checkpoints saved before are kept"
             )
+        if self.inference is not None:
+            checkpoint[CHECKPOINT_KEY] = self.inference.to_dict()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """A checkpoint of another network fails naming what differs, not with a traceback."""

@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from text_recognizer.data.sampler import content_widths
+
 
 class ImageStem:
     """Grayscale image (PIL or uint8 array) -> float tensor (1, height, width) in [0, 1]."""
@@ -58,3 +60,28 @@ def crop_to_content(
         images.shape[-1], -(-(int(ink_columns.max()) + 1 + multiple // 4) // multiple) * multiple
     )
     return images[..., :width]
+
+
+class EvalTransform:
+    """What validation and test apply, so that inference applies exactly the same: the stem per
+    image, then, for datamodules that crop their batches (`crop_width`), `crop_to_content`."""
+
+    def __init__(self, height: int, width: int, crop_width: bool) -> None:
+        self.stem = ImageStem(height, width)
+        self.crop_width = crop_width
+
+    def params(self) -> dict[str, int | bool]:
+        """Plain values that rebuild this transform (`EvalTransform(**params)`)."""
+        return {"height": self.stem.height, "width": self.stem.width, "crop_width": self.crop_width}
+
+    def order(self, fitted: list[np.ndarray]) -> np.ndarray:
+        """Indices of stem-fitted images by content width when cropping, as the validation
+        sampler groups them, so a batch cropped to its widest image holds little padding."""
+        if not self.crop_width or not fitted:
+            return np.arange(len(fitted))
+        return np.argsort(content_widths(np.stack(fitted)), kind="stable")
+
+    def batch(self, fitted: list[np.ndarray]) -> torch.Tensor:
+        """Stem-fitted uint8 images -> the (b, 1, height, w) float batch the network reads."""
+        images = torch.stack([self.stem(image) for image in fitted])
+        return crop_to_content(images) if self.crop_width else images

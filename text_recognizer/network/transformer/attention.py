@@ -63,7 +63,7 @@ class SelfAttention(Attention):
         self.to_qkv = nn.Linear(dim, (heads + 2 * kv_heads) * dim_head, bias=False)
 
     def forward(
-        self, x: Tensor, rope: tuple[Tensor, Tensor] | None = None, pos: int | None = None
+        self, x: Tensor, rope: tuple[Tensor, Tensor] | None = None, pos: int | Tensor | None = None
     ) -> Tensor:
         """`pos` is the absolute position of x[:, 0] when decoding on the cache, None otherwise."""
         qk, v = self.split_heads(self.to_qkv(x)).split(
@@ -78,7 +78,8 @@ class SelfAttention(Attention):
         t = x.shape[1]
         if t == 1:  # a single new token sees every cached position
             return self.attend(q, k, v)
-        mask = torch.ones(t, pos + t, dtype=torch.bool, device=x.device).tril(pos)
+        start = int(pos)  # several new tokens at once only come from Python decoding
+        mask = torch.ones(t, start + t, dtype=torch.bool, device=x.device).tril(start)
         return self.attend(q, k, v, mask=mask)
 
     def setup_cache(self, batch: int, max_length: int, like: Tensor) -> None:

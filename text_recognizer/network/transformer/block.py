@@ -50,7 +50,7 @@ class Block(nn.Module):
         x: Tensor,
         memory: Tensor | None = None,
         rope: tuple[Tensor, Tensor] | None = None,
-        pos: int | None = None,
+        pos: int | Tensor | None = None,
     ) -> Tensor:
         """`pos` selects cached decoding (see `SelfAttention`); there a None memory is cached."""
         x = x + self.attn(self.attn_norm(x), rope, pos)

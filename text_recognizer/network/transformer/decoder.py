@@ -50,16 +50,18 @@ class Decoder(nn.Module):
         """Logits (b, t, num_tokens) at every position of `tokens` (b, t), memory (b, s, dim)."""
         return self._logits(tokens, memory, None)
 
-    def step(self, tokens: Tensor, pos: int) -> Tensor:
-        """Logits for `tokens` (b, t) at positions pos..pos+t-1; earlier ones are in the cache."""
+    def step(self, tokens: Tensor, pos: int | Tensor) -> Tensor:
+        """Logits for `tokens` (b, t) at positions pos..pos+t-1; earlier ones are in the cache.
+
+        `pos` is an int when decoding in Python, a 0-d tensor in an exported step."""
         return self._logits(tokens, None, pos)
 
-    def _logits(self, tokens: Tensor, memory: Tensor | None, pos: int | None) -> Tensor:
-        start, length = pos or 0, tokens.shape[1]
+    def _logits(self, tokens: Tensor, memory: Tensor | None, pos: int | Tensor | None) -> Tensor:
+        start, length = 0 if pos is None else pos, tokens.shape[1]
         rope = self.rotary(start, length)
         x = self.token_emb(tokens)
         if self.pos_emb is not None:
-            x = x + self.pos_emb(torch.arange(start, start + length, device=tokens.device))
+            x = x + self.pos_emb(start + torch.arange(length, device=tokens.device))
         for block in self.blocks:
             x = block(x, memory, rope, pos)
         return self.to_logits(self.norm(x))

@@ -1,5 +1,6 @@
 """Keys and values kept between decoding steps, so each step costs one token, not the prefix."""
 
+import torch
 from torch import Tensor
 
 
@@ -21,9 +22,22 @@ class KVCache:
         shape = (batch, kv_heads, max_length, dim_head)
         return cls(like.new_zeros(shape), like.new_zeros(shape))
 
-    def update(self, pos: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+    def update(self, pos: int | Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """Write `k`, `v` at positions pos..; return keys and values of all positions so far."""
         end = pos + k.shape[2]
         self.k[:, :, pos:end] = k
         self.v[:, :, pos:end] = v
         return self.k[:, :, :end], self.v[:, :, :end]
+
+
+class GrowingKVCache(KVCache):
+    """Holds exactly the positions so far and grows by concatenation instead of in-place writes.
+
+    A traced or exported decoding step takes this cache as an input and returns its successor as
+    an output, which a preallocated buffer written in place cannot be; `pos` must equal its length.
+    """
+
+    def update(self, pos: int | Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        self.k = torch.cat((self.k, k), dim=2)
+        self.v = torch.cat((self.v, v), dim=2)
+        return self.k, self.v

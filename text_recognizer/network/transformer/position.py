@@ -19,7 +19,12 @@ class RotaryEmbedding(nn.Module):
         self.register_buffer("cos", angles.cos(), persistent=False)
         self.register_buffer("sin", angles.sin(), persistent=False)
 
-    def forward(self, pos: int, length: int) -> tuple[Tensor, Tensor]:
+    def forward(self, pos: int | Tensor, length: int) -> tuple[Tensor, Tensor]:
+        """Tables for positions pos..pos+length-1. A tensor `pos` (an exported step's input)
+        indexes them, so the position stays an input of the graph instead of a constant."""
+        if isinstance(pos, Tensor):
+            index = pos + torch.arange(length, device=pos.device)
+            return self.cos[index], self.sin[index]
         if pos + length > self.cos.shape[0]:
             raise ValueError(f"positions up to {pos + length} exceed max_length {len(self.cos)}")
         return self.cos[pos : pos + length], self.sin[pos : pos + length]

@@ -1,0 +1,143 @@
+"""Exported encoder + cached decoding step (ONNX, TorchScript) against the eager network: the
+same text and the same logits, and the same CLI through `predict --model`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from tiny_recognizer import TEXTS, Tiny, render
+
+from text_recognizer import cli
+from text_recognizer.inference import TextRecognizer
+from text_recognizer.inference.export import ExportedRecognizer, export
+
+
+class Exported(NamedTuple):
+    format: str
+    folder: Path
+
+
+# ONNX export takes about 10 s (torch.export, then translation): slow; TorchScript under 1 s.
+@pytest.fixture(
+    scope="module", params=[pytest.param("onnx", marks=pytest.mark.slow), "torchscript"]
+)
+def exported(
+    request: pytest.FixtureRequest, tiny_checkpoint: Tiny, tmp_path_factory: pytest.TempPathFactory
+) -> Exported:
+    recognizer = TextRecognizer.from_checkpoint(tiny_checkpoint.checkpoint)
+    folder = tmp_path_factory.mktemp("exported") / request.param
+    return Exported(request.param, export(recognizer, request.param, folder).parent)
+
+
+def images(tiny: Tiny) -> list[np.ndarray]:
+    """Lines it was trained on, lines in a font it never saw, and noise (read as anything)."""
+    noise = np.random.default_rng(0).integers(0, 256, (32, 200), dtype=np.uint8)
+    return [*tiny.images, *render(["Brown dog", "tiny 9 ok"], family="caveat"), noise]
+
+
+def test_exported_files_read_the_same_text_as_the_network(
+    tiny_checkpoint: Tiny, exported: Exported
+) -> None:
+    eager = TextRecognizer.from_checkpoint(tiny_checkpoint.checkpoint)
+    exported_recognizer = ExportedRecognizer(exported.folder)
+    inputs = images(tiny_checkpoint)
+    expected = eager.predict_batch(inputs, batch_size=4)
+    assert expected[: len(TEXTS)] == TEXTS
+    assert exported_recognizer.predict_batch(inputs, batch_size=4) == expected
+    assert exported_recognizer.predict_batch(inputs, batch_size=1) == eager.predict_batch(
+        inputs, batch_size=1
+    )
+
+
+def test_exported_step_logits_match_teacher_forcing(
+    tiny_checkpoint: Tiny, exported: Exported
+) -> None:
+    """Feed the eager decoder's own tokens through the exported encoder and step: every step's
+    logits equal the full (uncached) teacher-forced pass's, and the cache grows by one."""
+    eager = TextRecognizer.from_checkpoint(tiny_checkpoint.checkpoint)
+    runtime = ExportedRecognizer(exported.folder).runtime
+    batch = eager.transform.batch([eager.transform.stem.fit(i) for i in images(tiny_checkpoint)])
+    tokens = eager.decode(batch)
+    inputs = torch.cat((torch.full_like(tokens[:, :1], eager.tokenizer.start_index), tokens), 1)
+    with torch.no_grad():
+        expected = eager.network(batch, inputs).logits
+        memory = eager.network.encode(batch)
+        cross_k = torch.stack(
+            [b.cross_attn.keys_values(memory)[0] for b in eager.network.decoder.blocks]
+        )  # type: ignore[union-attr]
+    cross = runtime.encode(batch)
+    assert np.allclose(np.asarray(cross[0]), cross_k.numpy(), atol=1e-5)
+    manifest = json.loads((exported.folder / "model.json").read_text())["cache"]
+    shape = (manifest["layers"], len(batch), manifest["kv_heads"], 0, manifest["dim_head"])
+    cache = [torch.zeros(shape), torch.zeros(shape)]
+    for pos in range(inputs.shape[1]):
+        logits, *cache = runtime.step(inputs[:, pos : pos + 1], pos, *cache, *cross)
+        assert cache[0].shape == (*shape[:3], pos + 1, shape[4])
+        torch.testing.assert_close(logits, expected[:, pos], atol=1e-4, rtol=1e-4)
+
+
+def test_predict_with_an_exported_model_prints_what_the_checkpoint_prints(
+    tiny_checkpoint: Tiny,
+    exported: Exported,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for i, image in enumerate(images(tiny_checkpoint)):
+        Image.fromarray(image).save(tmp_path / f"{i}.png")
+    outputs = []
+    for source in (
+        ["--checkpoint", str(tiny_checkpoint.checkpoint)],
+        ["--model", str(exported.folder)],
+    ):
+        cli.main(["predict", *source, "--batch-size", "3", str(tmp_path)])
+        out, err = capsys.readouterr()
+        assert err == ""
+        outputs.append(out)
+    assert outputs[0] == outputs[1]
+    assert outputs[0].splitlines()[0] == f"{tmp_path / '0.png'}\t{TEXTS[0]}"
+
+
+def test_export_from_the_command_line(
+    tiny_checkpoint: Tiny, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "ts"
+    ckpt = str(tiny_checkpoint.checkpoint)
+    cli.main(["export", "--checkpoint", ckpt, "--format", "torchscript", "--out", str(out)])
+    stdout, _ = capsys.readouterr()
+    assert (
+        stdout
+        == f"wrote {out / 'encoder.pt'}, {out / 'decoder_step.pt'} and {out / 'model.json'}\n"
+    )
+    manifest = json.loads((out / "model.json").read_text())
+    assert (
+        manifest["tokenizer"]["charset"] == TextRecognizer.from_checkpoint(ckpt).tokenizer.charset
+    )
+    assert manifest["transform"] == {"height": 32, "width": 640, "crop_width": True}
+    assert manifest["max_length"] == 24 and manifest["cache"]["layers"] == 2
+    assert sorted(p.name for p in out.iterdir()) == ["decoder_step.pt", "encoder.pt", "model.json"]
+
+
+def test_a_broken_export_is_refused_in_one_line(
+    exported: Exported, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(exported.folder, broken)
+    encoder = next(broken.glob("encoder.*"))
+    encoder.write_bytes(encoder.read_bytes()[:1000])
+    kind = {"onnx": "ONNX model", "torchscript": "TorchScript file"}[exported.format]
+    cases = {
+        broken: f"error: {encoder}: not a loadable {kind}",
+        tmp_path: f"error: {tmp_path}: no model.json: not a folder written by export",
+    }
+    for folder, message in cases.items():
+        with pytest.raises(SystemExit) as exit:
+            cli.main(["predict", "--model", str(folder), "x.png"])
+        _, err = capsys.readouterr()
+        assert exit.value.code == 1 and err.startswith(message) and err.count("\n") == 1, err

@@ -1,0 +1,190 @@
+"""`text-recognizer`: read images with a trained model, evaluate it, export it.
+
+text-recognizer predict --checkpoint CKPT IMAGE...   print `path<TAB>text` per image (a folder:
+                                                     its image files, sorted; newlines as \\n);
+                                                     --json: JSON lines with each image's seconds
+text-recognizer predict --model DIR IMAGE...         the same with exported files
+text-recognizer evaluate --checkpoint CKPT           CER/WER on the test split of the model's
+    [--datamodule NAME] [--out DIR] [--worst N]      datamodule (or NAME's); writes report.json
+                                                     and predictions.png
+text-recognizer export --checkpoint CKPT             the encoder and a cached decoding step
+    --format onnx|torchscript --out DIR              for runtimes outside Python, and model.json
+
+Images: grayscale (colour is converted), dark ink on light paper, any size; each is resized and
+padded as the model's datamodule does in validation. A bad input is reported as one line,
+`error: <file>: <problem>`, the other images are still read, and the exit status is 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from pathlib import Path
+
+from text_recognizer.inference.errors import ImageError, InferenceError
+from text_recognizer.inference.images import folder_images, read_image
+from text_recognizer.inference.recognizer import Recognizer, TextRecognizer
+from text_recognizer.model.errors import TrainingError
+
+POOL_BATCHES = 16  # images are read this many batches at a time, then sorted by width
+
+
+def _report(error: BaseException, debug: bool) -> None:
+    if debug:
+        traceback.print_exception(error)
+    print(f"error: {error}", file=sys.stderr, flush=True)
+
+
+def _recognizer(args: argparse.Namespace) -> Recognizer:
+    if args.model:
+        if args.device != "cpu":
+            raise InferenceError("--device", "exported models run on the CPU here")
+        from text_recognizer.inference.export import ExportedRecognizer
+
+        try:
+            return ExportedRecognizer(args.model, args.max_length, args.batch_size)
+        except ModuleNotFoundError as error:
+            raise InferenceError(args.model, _missing_extra(error)) from error
+    return TextRecognizer.from_checkpoint(
+        args.checkpoint, args.device, args.max_length, args.batch_size
+    )
+
+
+def _missing_extra(error: ModuleNotFoundError) -> str:
+    return f"needs {error.name}: pip install 'text-recognizer[export]'"
+
+
+def _expand(images: list[str], debug: bool) -> tuple[list[Path], bool]:
+    """Paths in order, each folder replaced by its image files; True if a folder had none."""
+    paths: list[Path] = []
+    failed = False
+    for given in map(Path, images):
+        if not given.is_dir():
+            paths.append(given)
+        elif found := folder_images(given):
+            paths += found
+        else:
+            _report(ImageError(given, "folder holds no image files"), debug)
+            failed = True
+    return paths, failed
+
+
+def _predict(args: argparse.Namespace) -> int:
+    recognizer = _recognizer(args)
+    paths, failed = _expand(args.images, args.debug)
+    pool = POOL_BATCHES * args.batch_size
+    for start in range(0, len(paths), pool):
+        chunk = paths[start : start + pool]
+        images, errors = {}, {}
+        for i, path in enumerate(chunk):
+            try:
+                images[i] = read_image(path)
+            except ImageError as error:
+                errors[i] = error
+        read = recognizer.predict_timed(list(images.values()))
+        predictions = dict(zip(images, read, strict=True))
+        for i, path in enumerate(chunk):
+            if i in errors:
+                failed = True
+                _report(errors[i], args.debug)
+                if args.json:
+                    print(json.dumps({"path": str(path), "error": errors[i].problem}), flush=True)
+                continue
+            text, seconds = predictions[i]
+            if args.json:
+                record = {"path": str(path), "text": text, "seconds": round(seconds, 6)}
+                print(json.dumps(record), flush=True)
+            else:  # one line per image: a paragraph's newlines are written as \n
+                one_line = text.replace("\n", "\\n")
+                print(f"{path}\t{one_line}", flush=True)
+    return 1 if failed else 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from text_recognizer.inference.evaluate import datamodule_named, evaluate
+
+    recognizer = TextRecognizer.from_checkpoint(
+        args.checkpoint, args.device, batch_size=args.batch_size
+    )
+    datamodule = (
+        datamodule_named(args.datamodule)
+        if args.datamodule
+        else recognizer.spec.build_datamodule(args.checkpoint)
+    )
+    name = type(datamodule).__name__
+    checkpoint = Path(args.checkpoint)
+    out = Path(args.out) if args.out else checkpoint.with_name(f"{checkpoint.stem}-{name}-test")
+    report = evaluate(recognizer, datamodule, out, args.worst, source=str(checkpoint))
+    print(f"{name} test: {report['samples']} samples in {report['seconds']:.1f} s")
+    print(f"cer {report['cer']:.4f}  wer {report['wer']:.4f}")
+    if report["worst"]:
+        print(f"worst {len(report['worst'])}:")
+    for row in report["worst"]:
+        print(f"  cer {row['cer']:.3f}  target {row['target']!r}  predicted {row['prediction']!r}")
+    grid = " and predictions.png" if report["worst"] else ""
+    print(f"report: {out / 'report.json'}{grid}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    recognizer = TextRecognizer.from_checkpoint(args.checkpoint)
+    try:
+        from text_recognizer.inference.export import export
+
+        manifest = export(recognizer, args.format, Path(args.out))
+    except ModuleNotFoundError as error:
+        raise InferenceError(f"--format {args.format}", _missing_extra(error)) from error
+    files = json.loads(manifest.read_text())["files"]
+    print(f"wrote {', '.join(str(Path(args.out) / f) for f in files.values())} and {manifest}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="text-recognizer",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    predict = commands.add_parser("predict", parents=[common], help="print the text of images")
+    source = predict.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="a checkpoint written by training")
+    source.add_argument("--model", help="a folder written by `text-recognizer export`")
+    predict.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders")
+    predict.add_argument("--json", action="store_true", help="one JSON object per image")
+    predict.add_argument("--max-length", type=int, help="decode at most this many tokens")
+    predict.set_defaults(run=_predict)
+
+    evaluate = commands.add_parser("evaluate", parents=[common], help="CER/WER on a test split")
+    evaluate.add_argument("--checkpoint", required=True)
+    evaluate.add_argument("--datamodule", help="config or class name (default: the model's)")
+    evaluate.add_argument("--out", help="report folder (default: beside the checkpoint)")
+    evaluate.add_argument("--worst", type=int, default=10, help="samples in the worst list")
+    evaluate.set_defaults(run=_evaluate)
+    for command in (predict, evaluate):
+        command.add_argument("--device", default="cpu", help="cpu, cuda[:N] or auto")
+        command.add_argument("--batch-size", type=int, default=8)
+
+    export = commands.add_parser("export", parents=[common], help="export to ONNX/TorchScript")
+    export.add_argument("--checkpoint", required=True)
+    export.add_argument("--format", required=True, choices=("onnx", "torchscript"))
+    export.add_argument("--out", required=True, help="folder for the files and model.json")
+    export.set_defaults(run=_export)
+
+    args = parser.parse_args(argv)
+    try:
+        code = args.run(args)
+    except (InferenceError, TrainingError, OSError) as error:
+        _report(error, args.debug)
+        code = 1
+    if code:
+        sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

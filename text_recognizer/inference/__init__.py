@@ -1,0 +1,15 @@
+"""Inference from a checkpoint or exported files: images -> text, evaluation, export."""
+
+from text_recognizer.inference.errors import CheckpointError, ImageError, InferenceError
+from text_recognizer.inference.recognizer import Prediction, Recognizer, TextRecognizer
+from text_recognizer.inference.spec import InferenceSpec
+
+__all__ = [
+    "CheckpointError",
+    "ImageError",
+    "InferenceError",
+    "InferenceSpec",
+    "Prediction",
+    "Recognizer",
+    "TextRecognizer",
+]

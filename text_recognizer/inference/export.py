@@ -1,0 +1,320 @@
+"""Export a network for deployment outside Python: its encoder, and one cached decoding step.
+
+The encoder maps images to the cross-attention keys and values of every decoder layer, computed
+once per image. The step is a pure function: the last token, its position and the self-attention
+cache in; the next token's logits and the cache grown by one position out. A runtime decodes
+with it exactly as `greedy_decode` does with the in-place cache:
+
+    cross_k, cross_v = encoder(images)
+    self_k = self_v = zeros (layers, batch, kv_heads, 0, dim_head); token = start
+    for position in 0 .. max_length - 1:
+        logits, self_k, self_v = step(token, position, self_k, self_v, cross_k, cross_v)
+        token = argmax(logits), or pad once a row has produced the end token
+
+`model.json` beside the two files holds what a runtime needs: the tokenizer, the transform, the
+maximum length, the tensor names and the cache shapes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from text_recognizer.data.paths import atomic_path
+from text_recognizer.data.transforms import EvalTransform
+from text_recognizer.decode import LoopSetup, greedy_loop
+from text_recognizer.inference.errors import CheckpointError
+from text_recognizer.inference.recognizer import Recognizer, TextRecognizer
+from text_recognizer.metadata.charset import SPECIAL_TOKENS
+from text_recognizer.network.conv_transformer import ConvTransformer
+from text_recognizer.network.transformer.attention import CrossAttention, SelfAttention
+from text_recognizer.network.transformer.block import Block
+from text_recognizer.network.transformer.decoder import Decoder
+from text_recognizer.network.transformer.kv_cache import GrowingKVCache, KVCache
+from text_recognizer.tokenizer import Tokenizer
+
+FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
+MANIFEST = "model.json"
+FORMAT_VERSION = 1
+ENCODER_IO = (["images"], ["cross_k", "cross_v"])
+STEP_IO = (
+    ["token", "position", "self_k", "self_v", "cross_k", "cross_v"],
+    ["logits", "next_self_k", "next_self_v"],
+)
+
+
+def _attention(decoder: Decoder) -> list[tuple[SelfAttention, CrossAttention]]:
+    layers = []
+    for block in decoder.blocks:
+        if not isinstance(block, Block) or block.cross_attn is None:
+            raise TypeError("decoder blocks must cross-attend")
+        layers.append((block.attn, block.cross_attn))
+    return layers
+
+
+class EncoderGraph(nn.Module):
+    """Images (b, 1, h, w) -> cross-attention keys and values (layers, b, kv_heads, s, dim_head)."""
+
+    def __init__(self, network: ConvTransformer) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        memory = self.network.encode(images)
+        keys_values = [cross.keys_values(memory) for _, cross in _attention(self.network.decoder)]
+        return torch.stack([k for k, _ in keys_values]), torch.stack([v for _, v in keys_values])
+
+
+class StepGraph(nn.Module):
+    """`Decoder.step` for one token, with the caches as inputs and outputs instead of state."""
+
+    def __init__(self, decoder: Decoder) -> None:
+        super().__init__()
+        self.decoder = decoder
+
+    def forward(
+        self,
+        token: Tensor,
+        position: Tensor,
+        self_k: Tensor,
+        self_v: Tensor,
+        cross_k: Tensor,
+        cross_v: Tensor,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        layers = _attention(self.decoder)
+        for i, (attn, cross) in enumerate(layers):
+            attn.cache = GrowingKVCache(self_k[i], self_v[i])
+            cross.cache = KVCache(cross_k[i], cross_v[i])
+        try:
+            logits = self.decoder.step(token, position)[:, -1]
+            caches = [attn.cached() for attn, _ in layers]
+            return logits, torch.stack([c.k for c in caches]), torch.stack([c.v for c in caches])
+        finally:
+            self.decoder.clear_cache()
+
+
+def export(recognizer: TextRecognizer, format: str, out: Path) -> Path:
+    """Write the encoder, the step and `model.json` into `out`; return the manifest's path."""
+    if format not in FORMATS:
+        raise ValueError(f"unknown format {format!r}; choose from {', '.join(FORMATS)}")
+    network = recognizer.network.cpu().eval()
+    encoder, step = EncoderGraph(network).eval(), StepGraph(network.decoder).eval()
+    transform = recognizer.transform
+    attention = _attention(network.decoder)[0][0]
+    layers, kv_heads, dim_head = len(network.decoder.blocks), attention.kv_heads, attention.dim_head
+    images = torch.rand(2, 1, transform.stem.height, transform.stem.width)
+    with torch.no_grad():
+        cross_k, cross_v = encoder(images)
+    # Distinct example tensors: the ONNX exporter wires inputs that alias into one.
+    self_k, self_v = (torch.randn(layers, 2, kv_heads, 2, dim_head) for _ in range(2))
+    token, position = torch.ones(2, 1, dtype=torch.long), torch.tensor(2)
+    step_inputs = (token, position, self_k, self_v, cross_k, cross_v)
+    files = {name: f"{name}{FORMATS[format]}" for name in ("encoder", "decoder_step")}
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / files["encoder"]) as tmp:
+        _export(format, encoder, (images,), tmp, ENCODER_IO, _encoder_dims(transform))
+    with atomic_path(out / files["decoder_step"]) as tmp:
+        _export(format, step, step_inputs, tmp, STEP_IO, _step_dims(recognizer.max_length))
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "runtime": format,
+        "files": files,
+        "tokenizer": {
+            "charset": recognizer.tokenizer.charset,
+            "special_tokens": list(SPECIAL_TOKENS),
+            "start_index": recognizer.tokenizer.start_index,
+            "end_index": recognizer.tokenizer.end_index,
+            "pad_index": recognizer.tokenizer.pad_index,
+        },
+        "transform": transform.params(),
+        "input": "float32 (batch, 1, height, width): grayscale resized to height, padded with "
+        "paper to width (cropped to the widest content if crop_width), ink 1 and paper 0",
+        "max_length": recognizer.max_length,
+        "encoder": {"inputs": ENCODER_IO[0], "outputs": ENCODER_IO[1]},
+        "decoder_step": {"inputs": STEP_IO[0], "outputs": STEP_IO[1]},
+        "cache": {
+            "layers": layers,
+            "kv_heads": kv_heads,
+            "dim_head": dim_head,
+            "self": "(layers, batch, kv_heads, positions so far, dim_head); 0 positions at first",
+            "cross": "(layers, batch, kv_heads, memory length, dim_head), from the encoder",
+        },
+        "network": recognizer.spec.network,
+    }
+    with atomic_path(out / MANIFEST) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    return out / MANIFEST
+
+
+def _encoder_dims(transform: EvalTransform) -> tuple[dict[int, Any]]:
+    batch = torch.export.Dim("batch")
+    if transform.crop_width:  # batches are cropped to their content: any width up to the full
+        return ({0: batch, 3: torch.export.Dim("width", max=transform.stem.width)},)
+    return ({0: batch},)
+
+
+def _step_dims(max_length: int) -> tuple[dict[int, Any] | None, ...]:
+    batch, memory = torch.export.Dim("batch"), torch.export.Dim("memory")
+    positions = torch.export.Dim("positions", min=0, max=max_length)
+    cache, cross = {1: batch, 3: positions}, {1: batch, 3: memory}
+    return ({0: batch}, None, cache, cache, cross, cross)
+
+
+def _export(
+    format: str,
+    module: nn.Module,
+    inputs: tuple[Tensor, ...],
+    path: Path,
+    names: tuple[list[str], list[str]],
+    dims: tuple[dict[int, Any] | None, ...],
+) -> None:
+    with torch.no_grad(), _quiet_exporter():
+        if format == "torchscript":
+            torch.jit.save(torch.jit.trace(module, inputs), str(path))
+            return
+        torch.onnx.export(
+            module,
+            inputs,
+            str(path),
+            dynamo=True,
+            external_data=False,
+            verbose=False,
+            input_names=names[0],
+            output_names=names[1],
+            dynamic_shapes=dims,
+        )
+
+
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """Tracing warns about every Python-level branch, the ONNX exporter about optional packages
+    it does not use here: none of it is the user's business."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+class ExportedRecognizer(Recognizer):
+    """Reads images with exported files (onnxruntime for ONNX, `torch.jit.load` for
+    TorchScript), on the CPU, with the same transform, batching and greedy loop as the network."""
+
+    def __init__(self, folder: str | Path, max_length: int | None = None, batch_size: int = 8):
+        folder = Path(folder)
+        manifest = _manifest(folder)
+        tokenizer = Tokenizer(manifest["tokenizer"]["charset"])
+        limit = manifest["max_length"]
+        if max_length is not None and max_length > limit:
+            raise CheckpointError(folder, f"max length {max_length} exceeds the exported {limit}")
+        super().__init__(
+            tokenizer, EvalTransform(**manifest["transform"]), max_length or limit, batch_size
+        )
+        files = {name: folder / file for name, file in manifest["files"].items()}
+        runtime = _OnnxRuntime if manifest["runtime"] == "onnx" else _TorchScriptRuntime
+        self.runtime = runtime(files["encoder"], files["decoder_step"])
+        self.cache = manifest["cache"]
+
+    def decode(self, images: Tensor) -> Tensor:
+        batch = images.shape[0]
+        cross = self.runtime.encode(images)
+        shape = (self.cache["layers"], batch, self.cache["kv_heads"], 0, self.cache["dim_head"])
+        cache = (torch.zeros(shape), torch.zeros(shape))
+
+        def next_logits(tokens: Tensor, pos: int) -> Tensor:
+            nonlocal cache
+            logits, *new = self.runtime.step(tokens[:, pos : pos + 1], pos, *cache, *cross)
+            cache = (new[0], new[1])
+            return logits
+
+        setup = LoopSetup(
+            batch,
+            torch.device("cpu"),
+            self.tokenizer.start_index,
+            self.tokenizer.end_index,
+            self.tokenizer.pad_index,
+        )
+        return greedy_loop(next_logits, setup, self.max_length)
+
+
+def _manifest(folder: Path) -> dict[str, Any]:
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise CheckpointError(folder, f"no {MANIFEST}: not a folder written by export")
+    try:
+        manifest = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(path, f"not valid JSON ({error})") from error
+    if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(path, f"not an export manifest of format {FORMAT_VERSION}")
+    if manifest.get("runtime") not in FORMATS:
+        raise CheckpointError(path, f"unknown runtime {manifest.get('runtime')!r}")
+    if manifest["tokenizer"].get("special_tokens") != list(SPECIAL_TOKENS):
+        raise CheckpointError(path, "its special tokens differ from this version's")
+    for file in manifest["files"].values():
+        if not (folder / file).is_file():
+            raise CheckpointError(folder / file, "no such file")
+    return manifest
+
+
+class _OnnxRuntime:
+    """onnxruntime sessions on the CPU, with as many threads as torch uses."""
+
+    def __init__(self, encoder: Path, step: Path) -> None:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()
+        options.inter_op_num_threads = 1
+        self.sessions = []
+        for path in (encoder, step):
+            try:
+                self.sessions.append(
+                    onnxruntime.InferenceSession(
+                        str(path), options, providers=["CPUExecutionProvider"]
+                    )
+                )
+            except Exception as error:  # onnxruntime raises its own untyped errors
+                raise CheckpointError(path, f"not a loadable ONNX model ({error})") from error
+
+    def encode(self, images: Tensor) -> list[np.ndarray]:
+        return self.sessions[0].run(None, {"images": np.ascontiguousarray(images.numpy())})
+
+    def step(self, token: Tensor, pos: int, *caches: Tensor | np.ndarray) -> list[Tensor]:
+        inputs = [np.ascontiguousarray(token.numpy()), np.array(pos, dtype=np.int64)]
+        inputs += [c.numpy() if isinstance(c, Tensor) else c for c in caches]
+        outputs = self.sessions[1].run(None, dict(zip(STEP_IO[0], inputs, strict=True)))
+        return [torch.from_numpy(o) for o in outputs]
+
+
+class _TorchScriptRuntime:
+    def __init__(self, encoder: Path, step: Path) -> None:
+        self.modules = []
+        for path in (encoder, step):
+            try:
+                with warnings.catch_warnings():  # deprecated in favour of torch.export
+                    warnings.simplefilter("ignore", FutureWarning)
+                    self.modules.append(torch.jit.load(str(path), map_location="cpu"))
+            except RuntimeError as error:
+                raise CheckpointError(path, f"not a loadable TorchScript file ({error})") from error
+
+    @torch.inference_mode()
+    def encode(self, images: Tensor) -> list[Tensor]:
+        return list(self.modules[0](images))
+
+    @torch.inference_mode()
+    def step(self, token: Tensor, pos: int, *caches: Tensor) -> list[Tensor]:
+        return list(self.modules[1](token, torch.tensor(pos), *caches))

@@ -1,0 +1,133 @@
+"""Images -> text with a trained network: the datamodule's evaluation transform, width-sorted
+batches, and `greedy_decode` on the kv cache.
+
+Input convention: grayscale (colour is converted), dark ink on light paper, any size. Each image
+is resized and padded by the same stem the model's datamodule applies in validation (to its
+height, keeping the aspect ratio; squeezed if too wide; padded with paper), and line batches
+are cropped to their widest content exactly as validation batches are.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from text_recognizer.data.transforms import EvalTransform
+from text_recognizer.decode import greedy_decode
+from text_recognizer.inference.checkpoint import load_checkpoint
+from text_recognizer.inference.errors import InferenceError
+from text_recognizer.inference.images import ImageInput, read_image
+from text_recognizer.inference.spec import InferenceSpec
+from text_recognizer.network.conv_transformer import ConvTransformer
+from text_recognizer.tokenizer import Tokenizer
+
+
+class Prediction(NamedTuple):
+    text: str
+    seconds: float
+    """Wall time of the batch the image was read in (transform + decoding) over its size."""
+
+
+class Recognizer(ABC):
+    """Preprocessing and batching, shared by the network and its exported files, which differ
+    only in how a preprocessed batch becomes tokens (`decode`)."""
+
+    def __init__(
+        self, tokenizer: Tokenizer, transform: EvalTransform, max_length: int, batch_size: int
+    ) -> None:
+        if batch_size <= 0:
+            raise InferenceError("batch size", f"must be positive, got {batch_size}")
+        self.tokenizer = tokenizer
+        self.transform = transform
+        self.max_length = max_length
+        self.batch_size = batch_size
+
+    @abstractmethod
+    def decode(self, images: Tensor) -> Tensor:
+        """Token indices (b, l) after the start token for a preprocessed batch (b, 1, h, w)."""
+
+    def predict(self, image: ImageInput) -> str:
+        """The text of one image: a path, a PIL image or a uint8 array (see the module doc)."""
+        return self.predict_batch([image])[0]
+
+    def predict_batch(
+        self, images: Sequence[ImageInput], batch_size: int | None = None
+    ) -> list[str]:
+        """The text of each image, in order; read `batch_size` at a time (default: the
+        recognizer's), grouped by width so a cropped batch holds little padding."""
+        return [p.text for p in self.predict_timed(images, batch_size)]
+
+    def predict_timed(
+        self, images: Sequence[ImageInput], batch_size: int | None = None
+    ) -> list[Prediction]:
+        """`predict_batch` with the seconds each image took."""
+        fitted = [self.transform.stem.fit(read_image(image)) for image in images]
+        order = self.transform.order(fitted)
+        size = batch_size or self.batch_size
+        results: list[Prediction | None] = [None] * len(fitted)
+        for start in range(0, len(order), size):
+            chosen = order[start : start + size]
+            began = time.perf_counter()
+            tokens = self.decode(self.transform.batch([fitted[i] for i in chosen]))
+            texts = self.tokenizer.decode_batch(tokens.cpu())
+            seconds = (time.perf_counter() - began) / len(chosen)
+            for i, text in zip(chosen, texts, strict=True):
+                results[i] = Prediction(text, seconds)
+        return [r for r in results if r is not None]
+
+
+class TextRecognizer(Recognizer):
+    """A trained network with the tokenizer and transform its checkpoint records:
+    `TextRecognizer.from_checkpoint("runs/<run>/checkpoints/best.ckpt").predict("line.png")`."""
+
+    def __init__(
+        self,
+        network: ConvTransformer,
+        spec: InferenceSpec,
+        device: str | torch.device = "cpu",
+        max_length: int | None = None,
+        batch_size: int = 8,
+    ) -> None:
+        max_length = max_length or network.max_output_length
+        if max_length > network.decoder.max_length:
+            raise InferenceError(
+                "max length", f"{max_length} exceeds the decoder's {network.decoder.max_length}"
+            )
+        super().__init__(spec.tokenizer(), spec.eval_transform(), max_length, batch_size)
+        self.device = resolve_device(device)
+        self.network = network.eval().to(self.device)
+        self.spec = spec
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: str | Path,
+        device: str | torch.device = "cpu",
+        max_length: int | None = None,
+        batch_size: int = 8,
+    ) -> TextRecognizer:
+        """Everything from the checkpoint alone: no Hydra, no datamodule, no data."""
+        network, spec = load_checkpoint(path)
+        return cls(network, spec, device, max_length, batch_size)
+
+    def decode(self, images: Tensor) -> Tensor:
+        return greedy_decode(self.network, images.to(self.device), self.max_length)
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """`auto` is CUDA when available, else the CPU; an unavailable CUDA is an error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as error:
+        raise InferenceError("device", f"unknown device {device!r}") from error
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise InferenceError("device", f"{device} requested but CUDA is not available")
+    return resolved

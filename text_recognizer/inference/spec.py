@@ -1,0 +1,165 @@
+"""What inference needs besides the weights, stored in every checkpoint training writes.
+
+Plain data (strings, numbers, lists, dicts), so a checkpoint loads with `weights_only=True`, and
+built back only into classes of this package: a checkpoint cannot name arbitrary code to run.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from torch import nn
+
+from text_recognizer.data.transforms import EvalTransform
+from text_recognizer.inference.errors import CheckpointError
+from text_recognizer.metadata.charset import SPECIAL_TOKENS
+from text_recognizer.network.conv_transformer import ConvTransformer
+from text_recognizer.tokenizer import Tokenizer
+
+if TYPE_CHECKING:
+    from text_recognizer.data.base import BaseDataModule
+
+CHECKPOINT_KEY = "text_recognizer"
+FORMAT_VERSION = 1
+PACKAGE = "text_recognizer."
+
+
+class InferenceSpec:
+    """The network's config (nested `_target_`s, as Hydra composed it), the tokenizer's charset,
+    the datamodule's evaluation transform and the datamodule's own config.
+
+    A plain class, not a dataclass: Hydra passes it through to the model untouched, where a
+    dict or dataclass would be merged into the config and its `_target_`s instantiated.
+    """
+
+    def __init__(
+        self,
+        network: dict[str, Any],
+        charset: str,
+        transform: dict[str, Any],
+        datamodule: dict[str, Any] | None = None,
+    ) -> None:
+        self.network = network
+        self.charset = charset
+        self.transform = transform
+        self.datamodule = datamodule
+
+    @classmethod
+    def of_run(
+        cls, network: object, datamodule_config: object, datamodule: BaseDataModule
+    ) -> InferenceSpec:
+        """From a run's resolved network and datamodule configs and its datamodule."""
+        return cls(
+            network=_config(network, "training", "network config"),
+            charset=datamodule.tokenizer.charset,
+            transform=datamodule.eval_transform.params(),
+            datamodule=_config(datamodule_config, "training", "datamodule config"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": FORMAT_VERSION,
+            "network": self.network,
+            "tokenizer": {"charset": self.charset, "special_tokens": list(SPECIAL_TOKENS)},
+            "transform": self.transform,
+            "datamodule": self.datamodule,
+        }
+
+    @classmethod
+    def from_dict(cls, data: object, source: object) -> InferenceSpec:
+        """Validated; every problem is a `CheckpointError` naming `source` and the field."""
+        if not isinstance(data, dict):
+            raise CheckpointError(source, f"its {CHECKPOINT_KEY!r} entry is not a mapping")
+        version = data.get("format_version")
+        if version != FORMAT_VERSION:
+            raise CheckpointError(
+                source, f"inference format {version!r}; this version reads {FORMAT_VERSION}"
+            )
+        tokenizer = _config(data.get("tokenizer"), source, "tokenizer")
+        charset = tokenizer.get("charset")
+        if not isinstance(charset, str):
+            raise CheckpointError(source, "the tokenizer has no charset")
+        if tokenizer.get("special_tokens") != list(SPECIAL_TOKENS):
+            raise CheckpointError(
+                source,
+                f"tokenizer special tokens {tokenizer.get('special_tokens')!r} differ from this "
+                f"version's {list(SPECIAL_TOKENS)!r}",
+            )
+        transform = _config(data.get("transform"), source, "transform")
+        try:
+            EvalTransform(**transform)
+        except TypeError as error:
+            raise CheckpointError(source, f"bad transform {transform!r}: {error}") from error
+        datamodule = data.get("datamodule")
+        return cls(
+            network=_config(data.get("network"), source, "network config"),
+            charset=charset,
+            transform=transform,
+            datamodule=None if datamodule is None else _config(datamodule, source, "datamodule"),
+        )
+
+    def tokenizer(self) -> Tokenizer:
+        return Tokenizer(self.charset)
+
+    def eval_transform(self) -> EvalTransform:
+        return EvalTransform(**self.transform)
+
+    def build_network(self, source: object) -> ConvTransformer:
+        network = build(self.network, nn.Module, source)
+        if not isinstance(network, ConvTransformer):
+            raise CheckpointError(source, f"{self.network['_target_']} is not a ConvTransformer")
+        return network
+
+    def build_datamodule(self, source: object) -> BaseDataModule:
+        from text_recognizer.data.base import BaseDataModule
+
+        if self.datamodule is None:
+            raise CheckpointError(source, "records no datamodule; name one with --datamodule")
+        datamodule = build(self.datamodule, BaseDataModule, source)
+        assert isinstance(datamodule, BaseDataModule)
+        return datamodule
+
+
+def build(config: Any, base: type, source: object) -> Any:
+    """Instantiate a config's nested `_target_`s, refusing any that is not a subclass of `base`
+    defined in this package (no functions, no other package's classes)."""
+    if isinstance(config, list):
+        return [build(item, base, source) for item in config]
+    if not isinstance(config, dict):
+        return config
+    kwargs = {k: build(v, base, source) for k, v in config.items() if k != "_target_"}
+    if "_target_" not in config:
+        return kwargs
+    target = config["_target_"]
+    cls = _resolve(target)
+    if not (isinstance(cls, type) and issubclass(cls, base) and cls.__module__.startswith(PACKAGE)):
+        raise CheckpointError(
+            source,
+            f"refusing to build {target!r}: only {base.__name__} classes of the "
+            f"{PACKAGE.rstrip('.')} package are built from a checkpoint",
+        )
+    unsupported = [k for k in kwargs if k.startswith("_") and k.endswith("_")]
+    if unsupported:
+        raise CheckpointError(source, f"{target}: unsupported config keys {unsupported}")
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(source, f"cannot build {target}: {error}") from error
+
+
+def _resolve(target: object) -> object:
+    """The object `target` names if it lies inside this package, else None (never imported)."""
+    if not isinstance(target, str) or not target.startswith(PACKAGE):
+        return None
+    module, _, name = target.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return None
+
+
+def _config(value: object, source: object, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise CheckpointError(source, f"{what} is missing or not a mapping with string keys")
+    return value
