@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -95,10 +96,13 @@ def run_main(data_root: Path, *overrides: str) -> subprocess.CompletedProcess[st
     )
 
 
-def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """`text-recognizer-data ARGV` in this process: exit code, stdout, stderr."""
+def run_cli(
+    capsys: pytest.CaptureFixture[str], *argv: str, main: Callable[[list[str]], Any] = cli.main
+) -> tuple[int, str, str]:
+    """`main(ARGV)` (by default `text-recognizer-data`'s) in this process: exit code, stdout,
+    stderr."""
     try:
-        cli.main(list(argv))
+        main(list(argv))
         code = 0
     except SystemExit as exit:
         code = int(exit.code or 0)

@@ -3,6 +3,7 @@ lines: real text out, every bad input reported in one line, untrusted checkpoint
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import struct
@@ -11,6 +12,7 @@ import sys
 import zlib
 from pathlib import Path
 
+import helpers
 import numpy as np
 import pytest
 import torch
@@ -25,17 +27,7 @@ from text_recognizer.inference import CheckpointError, TextRecognizer
 from text_recognizer.inference.spec import CHECKPOINT_KEY
 from text_recognizer.tokenizer import Tokenizer
 
-ROOT = Path(__file__).parents[1]
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        cli.main(list(argv))
-        code = 0
-    except SystemExit as exit:
-        code = int(exit.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+run_cli = functools.partial(helpers.run_cli, main=cli.main)
 
 
 def save_pngs(folder: Path, images: list[np.ndarray]) -> list[Path]:
@@ -353,7 +345,7 @@ def test_a_checkpoint_written_by_main_py_predicts_with_the_api_and_the_console_s
     overrides = ["datamodule.train_size=16", "datamodule.val_size=8", "datamodule.test_size=8"]
     result = subprocess.run(
         [sys.executable, "main.py", *overrides, f"hydra.run.dir={run_dir}", "+debug=limit_batches"],
-        cwd=ROOT,
+        cwd=helpers.ROOT,
         env=env,
         capture_output=True,
         text=True,
@@ -379,7 +371,7 @@ def test_a_checkpoint_written_by_main_py_predicts_with_the_api_and_the_console_s
             "8",
             str(image),
         ],
-        cwd=ROOT,
+        cwd=helpers.ROOT,
         env=env,
         capture_output=True,
         text=True,
