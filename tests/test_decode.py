@@ -12,7 +12,11 @@ IMAGES = {"line": (1, 16, 128), "paragraph": (1, 64, 64)}
 
 
 def _network(
-    shape: str, kv_heads: int = 2, ctc_head: bool = False, weight_std: float | None = 0.3
+    shape: str,
+    kv_heads: int = 2,
+    ctc_head: bool = False,
+    weight_std: float | None = 0.3,
+    ctc_decode_weight: float = 0.0,
 ) -> ConvTransformer:
     """Tiny network; `weight_std` re-draws linear and embedding weights so that random networks
     attend sharply and decode differently per image, which makes cache bugs visible."""
@@ -46,7 +50,18 @@ def _network(
         kv_heads=kv_heads,
     )
     network = ConvTransformer(
-        encoder, decoder, 32, 32, NUM_TOKENS, PAD, START, END, MAX_LENGTH, ctc_head=ctc_head
+        encoder,
+        decoder,
+        32,
+        32,
+        NUM_TOKENS,
+        PAD,
+        START,
+        END,
+        MAX_LENGTH,
+        ctc_head=ctc_head or bool(ctc_decode_weight),
+        ctc_memory=bool(ctc_decode_weight),
+        ctc_decode_weight=ctc_decode_weight,
     )
     for module in network.modules():
         if weight_std and isinstance(module, nn.Linear | nn.Embedding):
@@ -115,6 +130,36 @@ def test_cached_decoding_matches_reference(shape: str, batch: int, kv_heads: int
     full = greedy_decode(network, images, stop_at_end=False)
     assert full.shape == (batch, MAX_LENGTH)
     torch.testing.assert_close(full[:, : tokens.shape[1]], tokens, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_joint_ctc_decoding_is_the_same_cached_and_changes_the_reading(batch: int) -> None:
+    """With the CTC head's reading in the memory and half the say in each choice, the cache
+    still decodes exactly as the reference, and the CTC share changes what is read."""
+    network = _network("line", ctc_decode_weight=0.5)
+    images = torch.randn(batch, *IMAGES["line"])
+    joint = greedy_decode(network, images, stop_at_end=False)
+    torch.testing.assert_close(
+        joint, greedy_decode_reference(network, images, stop_at_end=False), rtol=0, atol=0
+    )
+    network.ctc_decode_weight = 0.0
+    assert not torch.equal(joint, greedy_decode(network, images, stop_at_end=False))
+
+
+def test_ctc_options_need_the_ctc_head() -> None:
+    with pytest.raises(ValueError, match="need ctc_head"):
+        ConvTransformer(
+            torch.nn.Identity(),
+            Decoder(NUM_TOKENS, 32, 1, 4, 8, max_length=8),
+            32,
+            32,
+            NUM_TOKENS,
+            PAD,
+            START,
+            END,
+            max_output_length=8,
+            ctc_decode_weight=0.5,
+        )
 
 
 @pytest.mark.parametrize("shape", ["line", "paragraph"])

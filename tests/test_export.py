@@ -65,15 +65,20 @@ def test_exported_step_logits_match_teacher_forcing(
     runtime = ExportedRecognizer(exported.folder).runtime
     batch = eager.transform.batch([eager.transform.stem.fit(i) for i in images(tiny_checkpoint)])
     tokens = eager.decode(batch)
-    inputs = torch.cat((torch.full_like(tokens[:, :1], eager.tokenizer.start_index), tokens), 1)
+    start = torch.full_like(tokens[:, :1], eager.tokenizer.start_index)
+    inputs = torch.cat((start, tokens[:, :-1]), 1)  # what each step was fed
     with torch.no_grad():
         expected = eager.network(batch, inputs).logits
         memory = eager.network.encode(batch)
         cross_k = torch.stack(
             [b.cross_attn.keys_values(memory)[0] for b in eager.network.decoder.blocks]
         )  # type: ignore[union-attr]
-    cross = runtime.encode(batch)
+        _, ctc_log_probs = eager.network.encode_for_decoding(batch)
+    outputs = runtime.encode(batch)
+    cross = outputs[:2]
     assert np.allclose(np.asarray(cross[0]), cross_k.numpy(), atol=1e-5)
+    assert ctc_log_probs is not None  # the tiny recognizer decodes jointly with its CTC head
+    assert np.allclose(np.asarray(outputs[2]), ctc_log_probs.numpy(), atol=1e-4)
     manifest = json.loads((exported.folder / "model.json").read_text())["cache"]
     shape = (manifest["layers"], len(batch), manifest["kv_heads"], 0, manifest["dim_head"])
     cache = [torch.zeros(shape), torch.zeros(shape)]

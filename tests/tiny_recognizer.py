@@ -33,7 +33,9 @@ NETWORK: dict[str, Any] = {
     "start_index": 1,
     "end_index": 2,
     "max_output_length": 24,
-    "ctc_head": False,
+    "ctc_head": True,
+    "ctc_memory": True,
+    "ctc_decode_weight": 0.5,
     "encoder": {
         "_target_": "text_recognizer.network.convnext.ConvNext",
         "dim": 16,
@@ -106,7 +108,7 @@ def train(path: Path) -> Tiny:
         instantiate(OmegaConf.create(NETWORK)),
         functools.partial(torch.optim.AdamW, lr=3e-3),
         tokenizer=datamodule.tokenizer,
-        ctc_weight=0.0,
+        ctc_weight=0.5,
         inference=InferenceSpec.of_run(NETWORK, DATAMODULE, datamodule),
     )
     everything = datamodule.eval_transform.batch(images)

@@ -1,5 +1,6 @@
 """Greedy decoding. The kv cache is the one decoding path; the prefix-recomputing variant exists
-only as the reference that tests and benchmarks compare it with."""
+only as the reference that tests and benchmarks compare it with. Networks with a
+`ctc_decode_weight` choose each token jointly with their CTC head (`CTCPrefixScorer`)."""
 
 from collections.abc import Callable
 from typing import NamedTuple
@@ -7,7 +8,11 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from text_recognizer.ctc_prefix import CTCPrefixScorer
 from text_recognizer.network.conv_transformer import ConvTransformer
+
+Choose = Callable[[Tensor], Tensor]
+"""Logits (b, num_tokens) of the next token -> the token chosen for each row (b,)."""
 
 
 @torch.inference_mode()
@@ -24,7 +29,7 @@ def greedy_decode(
     `max_length`. Call on a network in eval mode.
     """
     decoder = network.decoder
-    memory = network.encode(images)
+    memory, ctc_log_probs = network.encode_for_decoding(images)
     max_length = max_length or network.max_output_length
     decoder.setup_cache(memory, max_length)
     try:
@@ -33,6 +38,7 @@ def greedy_decode(
             _setup(network, memory),
             max_length,
             stop_at_end,
+            chooser(ctc_log_probs, network.ctc_decode_weight, network.pad_index, network.end_index),
         )
     finally:
         decoder.clear_cache()
@@ -49,13 +55,25 @@ def greedy_decode_reference(
 
     Quadratic in length; only the reference for tests and benchmarks.
     """
-    memory = network.encode(images)
+    memory, ctc_log_probs = network.encode_for_decoding(images)
     return greedy_loop(
         lambda tokens, pos: network.decoder(tokens[:, : pos + 1], memory)[:, -1],
         _setup(network, memory),
         max_length or network.max_output_length,
         stop_at_end,
+        chooser(ctc_log_probs, network.ctc_decode_weight, network.pad_index, network.end_index),
     )
+
+
+def argmax(logits: Tensor) -> Tensor:
+    return logits.argmax(-1)
+
+
+def chooser(ctc_log_probs: Tensor | None, weight: float, blank: int, end_index: int) -> Choose:
+    """Argmax, or the joint choice with the CTC head's log probabilities when there are some."""
+    if ctc_log_probs is None or weight == 0:
+        return argmax
+    return CTCPrefixScorer(ctc_log_probs, blank, end_index, weight).choose
 
 
 class LoopSetup(NamedTuple):
@@ -79,16 +97,18 @@ def greedy_loop(
     setup: LoopSetup,
     max_length: int,
     stop_at_end: bool = True,
+    choose: Choose = argmax,
 ) -> Tensor:
     """The loop every decoder shares (these two, and exported models' cached step):
-    `next_logits(tokens, pos)` scores the token after `pos` from tokens (b, max_length + 1)."""
+    `next_logits(tokens, pos)` scores the token after `pos` from tokens (b, max_length + 1), and
+    `choose` picks it from the scores."""
     tokens = torch.full(
         (setup.batch, max_length + 1), setup.pad_index, dtype=torch.long, device=setup.device
     )
     tokens[:, 0] = setup.start_index
     ended = torch.zeros(setup.batch, dtype=torch.bool, device=setup.device)
     for pos in range(max_length):
-        next_token = next_logits(tokens, pos).argmax(-1).masked_fill(ended, setup.pad_index)
+        next_token = choose(next_logits(tokens, pos)).masked_fill(ended, setup.pad_index)
         tokens[:, pos + 1] = next_token
         ended |= next_token == setup.end_index
         if stop_at_end and bool(ended.all()):

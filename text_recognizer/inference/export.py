@@ -5,14 +5,16 @@ once per image. The step is a pure function: the last token, its position and th
 cache in; the next token's logits and the cache grown by one position out. A runtime decodes
 with it exactly as `greedy_decode` does with the in-place cache:
 
-    cross_k, cross_v = encoder(images)
+    cross_k, cross_v[, ctc_log_probs] = encoder(images)
     self_k = self_v = zeros (layers, batch, kv_heads, 0, dim_head); token = start
     for position in 0 .. max_length - 1:
         logits, self_k, self_v = step(token, position, self_k, self_v, cross_k, cross_v)
         token = argmax(logits), or pad once a row has produced the end token
 
-`model.json` beside the two files holds what a runtime needs: the tokenizer, the transform, the
-maximum length, the tensor names and the cache shapes.
+A network that decodes jointly with its CTC head (`ctc_decode_weight` > 0) also exports the CTC
+log probabilities, and the token is then chosen as `CTCPrefixScorer` does. `model.json` beside
+the two files holds what a runtime needs: the tokenizer, the transform, the maximum length, the
+CTC weight, the tensor names and the cache shapes.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from torch import Tensor, nn
 
 from text_recognizer.data.paths import atomic_path
 from text_recognizer.data.transforms import EvalTransform
-from text_recognizer.decode import LoopSetup, greedy_loop
+from text_recognizer.decode import LoopSetup, chooser, greedy_loop
 from text_recognizer.inference.errors import CheckpointError
 from text_recognizer.inference.recognizer import Recognizer, TextRecognizer
 from text_recognizer.metadata.charset import SPECIAL_TOKENS
@@ -46,6 +48,7 @@ FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 MANIFEST = "model.json"
 FORMAT_VERSION = 1
 ENCODER_IO = (["images"], ["cross_k", "cross_v"])
+CTC_OUTPUT = "ctc_log_probs"
 STEP_IO = (
     ["token", "position", "self_k", "self_v", "cross_k", "cross_v"],
     ["logits", "next_self_k", "next_self_v"],
@@ -62,16 +65,18 @@ def _attention(decoder: Decoder) -> list[tuple[SelfAttention, CrossAttention]]:
 
 
 class EncoderGraph(nn.Module):
-    """Images (b, 1, h, w) -> cross-attention keys and values (layers, b, kv_heads, s, dim_head)."""
+    """Images (b, 1, h, w) -> cross-attention keys and values (layers, b, kv_heads, s, dim_head),
+    then the CTC log probabilities (b, w, num_tokens) if decoding weighs them in."""
 
     def __init__(self, network: ConvTransformer) -> None:
         super().__init__()
         self.network = network
 
-    def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
-        memory = self.network.encode(images)
+    def forward(self, images: Tensor) -> tuple[Tensor, ...]:
+        memory, ctc_log_probs = self.network.encode_for_decoding(images)
         keys_values = [cross.keys_values(memory) for _, cross in _attention(self.network.decoder)]
-        return torch.stack([k for k, _ in keys_values]), torch.stack([v for _, v in keys_values])
+        outputs = torch.stack([k for k, _ in keys_values]), torch.stack([v for _, v in keys_values])
+        return outputs if ctc_log_probs is None else (*outputs, ctc_log_probs)
 
 
 class StepGraph(nn.Module):
@@ -113,7 +118,8 @@ def export(recognizer: TextRecognizer, format: str, out: Path) -> Path:
     layers, kv_heads, dim_head = len(network.decoder.blocks), attention.kv_heads, attention.dim_head
     images = torch.rand(2, 1, transform.stem.height, transform.stem.width)
     with torch.no_grad():
-        cross_k, cross_v = encoder(images)
+        cross_k, cross_v, *_ = encoder(images)
+    encoder_io = (ENCODER_IO[0], ENCODER_IO[1] + [CTC_OUTPUT] * bool(network.ctc_decode_weight))
     # Distinct example tensors: the ONNX exporter wires inputs that alias into one.
     self_k, self_v = (torch.randn(layers, 2, kv_heads, 2, dim_head) for _ in range(2))
     token, position = torch.ones(2, 1, dtype=torch.long), torch.tensor(2)
@@ -121,7 +127,7 @@ def export(recognizer: TextRecognizer, format: str, out: Path) -> Path:
     files = {name: f"{name}{FORMATS[format]}" for name in ("encoder", "decoder_step")}
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / files["encoder"]) as tmp:
-        _export(format, encoder, (images,), tmp, ENCODER_IO, _encoder_dims(transform))
+        _export(format, encoder, (images,), tmp, encoder_io, _encoder_dims(transform))
     with atomic_path(out / files["decoder_step"]) as tmp:
         _export(format, step, step_inputs, tmp, STEP_IO, _step_dims(recognizer.max_length))
     manifest = {
@@ -139,7 +145,8 @@ def export(recognizer: TextRecognizer, format: str, out: Path) -> Path:
         "input": "float32 (batch, 1, height, width): grayscale resized to height, padded with "
         "paper to width (cropped to the widest content if crop_width), ink 1 and paper 0",
         "max_length": recognizer.max_length,
-        "encoder": {"inputs": ENCODER_IO[0], "outputs": ENCODER_IO[1]},
+        "ctc_decode_weight": network.ctc_decode_weight,
+        "encoder": {"inputs": encoder_io[0], "outputs": encoder_io[1]},
         "decoder_step": {"inputs": STEP_IO[0], "outputs": STEP_IO[1]},
         "cache": {
             "layers": layers,
@@ -227,10 +234,12 @@ class ExportedRecognizer(Recognizer):
         runtime = _OnnxRuntime if manifest["runtime"] == "onnx" else _TorchScriptRuntime
         self.runtime = runtime(files["encoder"], files["decoder_step"])
         self.cache = manifest["cache"]
+        self.ctc_decode_weight = float(manifest.get("ctc_decode_weight", 0.0))
 
     def decode(self, images: Tensor) -> Tensor:
         batch = images.shape[0]
-        cross = self.runtime.encode(images)
+        outputs = self.runtime.encode(images)
+        cross, ctc = outputs[:2], outputs[2:]
         shape = (self.cache["layers"], batch, self.cache["kv_heads"], 0, self.cache["dim_head"])
         cache = (torch.zeros(shape), torch.zeros(shape))
 
@@ -247,7 +256,9 @@ class ExportedRecognizer(Recognizer):
             self.tokenizer.end_index,
             self.tokenizer.pad_index,
         )
-        return greedy_loop(next_logits, setup, self.max_length)
+        ctc_log_probs = torch.as_tensor(ctc[0]) if ctc else None
+        choose = chooser(ctc_log_probs, self.ctc_decode_weight, setup.pad_index, setup.end_index)
+        return greedy_loop(next_logits, setup, self.max_length, choose=choose)
 
 
 def _manifest(folder: Path) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from typing import NamedTuple
 
+import torch.nn.functional as F  # noqa: N812
 from einops import rearrange
 from torch import Tensor, nn
 
@@ -20,7 +21,9 @@ class ConvTransformer(nn.Module):
     """Encoder feature map -> 2D positions -> memory sequence the decoder cross-attends to.
 
     The optional CTC head reads the same feature map, averaged over height, as an auxiliary loss
-    that pushes the encoder to align columns with characters early in training.
+    that pushes the encoder to align columns with characters early in training. It can also feed
+    its reading into the memory (`ctc_memory`) and take a share in each greedy choice
+    (`ctc_decode_weight`, see `text_recognizer.ctc_prefix`).
     """
 
     def __init__(
@@ -35,6 +38,8 @@ class ConvTransformer(nn.Module):
         end_index: int,
         max_output_length: int,
         ctc_head: bool = False,
+        ctc_memory: bool = False,
+        ctc_decode_weight: float = 0.0,
     ) -> None:
         super().__init__()
         if max_output_length > decoder.max_length:
@@ -45,29 +50,61 @@ class ConvTransformer(nn.Module):
         self.decoder = decoder
         self.to_memory = nn.Linear(encoder_dim, decoder_dim)
         self.ctc_head = nn.Linear(encoder_dim, num_tokens) if ctc_head else None
+        if (ctc_memory or ctc_decode_weight) and not ctc_head:
+            raise ValueError("ctc_memory and ctc_decode_weight need ctc_head: true")
+        if not 0 <= ctc_decode_weight <= 1:
+            raise ValueError(f"ctc_decode_weight must be in [0, 1], got {ctc_decode_weight}")
+        self.ctc_memory = ctc_memory
+        self.ctc_decode_weight = ctc_decode_weight
         self.num_tokens = num_tokens
         self.pad_index = pad_index
         self.start_index = start_index
         self.end_index = end_index
         self.max_output_length = max_output_length
 
-    def memory(self, features: Tensor) -> Tensor:
-        """(b, c, h, w) features -> (b, h * w, decoder_dim) with 2D sinusoidal positions."""
+    def ctc_logits(self, features: Tensor) -> Tensor | None:
+        """(b, c, h, w) features -> (b, w, num_tokens) per column, or None without the head."""
+        if self.ctc_head is None:
+            return None
+        return self.ctc_head(rearrange(features.mean(2), "b c w -> b w c"))
+
+    def memory(self, features: Tensor, ctc_logits: Tensor | None = None) -> Tensor:
+        """(b, c, h, w) features -> (b, h * w, decoder_dim) with 2D sinusoidal positions.
+
+        With `ctc_memory`, each column also carries the CTC head's reading of it, as the mean of
+        the decoder's token embeddings under its posterior: a query can then find where the
+        character it just emitted was read, which is what teaches cross-attention to align.
+        """
         _, _, h, w = features.shape
-        x = self.to_memory(rearrange(features, "b c h w -> b (h w) c"))
+        x = self.to_memory(rearrange(features, "b c h w -> b h w c"))
+        if self.ctc_memory:
+            if ctc_logits is None:
+                ctc_logits = self.ctc_logits(features)
+            assert ctc_logits is not None
+            reading = ctc_logits.softmax(-1) @ self.decoder.token_emb.weight
+            x = x + F.rms_norm(reading, reading.shape[-1:]).unsqueeze(1)
+        x = rearrange(x, "b h w c -> b (h w) c")
         return x + sinusoidal_2d(h, w, x.shape[-1], x.device, x.dtype)
 
     def encode(self, images: Tensor) -> Tensor:
         """Images (b, c, H, W) -> memory (b, h * w, decoder_dim)."""
-        return self.memory(self.encoder(images))
+        return self.encode_for_decoding(images)[0]
+
+    def encode_for_decoding(self, images: Tensor) -> tuple[Tensor, Tensor | None]:
+        """The memory, and the CTC head's log probabilities (b, w, num_tokens) if decoding
+        weighs them in (`ctc_decode_weight` > 0), else None."""
+        features = self.encoder(images)
+        ctc_logits = self.ctc_logits(features)
+        memory = self.memory(features, ctc_logits)
+        if ctc_logits is None or self.ctc_decode_weight == 0:
+            return memory, None
+        return memory, ctc_logits.float().log_softmax(-1)
 
     def forward(self, images: Tensor, tokens: Tensor) -> NetworkOutput:
         """Teacher forcing: logits at every position of `tokens` (b, t), plus CTC logits."""
         features = self.encoder(images)
-        logits = self.decoder(tokens, self.memory(features))
-        if self.ctc_head is None:
-            return NetworkOutput(logits, None)
-        return NetworkOutput(logits, self.ctc_head(rearrange(features.mean(2), "b c w -> b w c")))
+        ctc_logits = self.ctc_logits(features)
+        return NetworkOutput(self.decoder(tokens, self.memory(features, ctc_logits)), ctc_logits)
 
     def num_parameters(self) -> int:
         """Unique trainable parameters (tied embeddings counted once)."""
