@@ -73,7 +73,7 @@ class ConvTransformer(nn.Module):
 
         With `ctc_memory`, each column also carries the CTC head's reading of it, as the mean of
         the decoder's token embeddings under its posterior: a query can then find where the
-        character it just emitted was read, which is what teaches cross-attention to align.
+        character it just emitted was read, so cross-attention learns to align sooner.
         """
         _, _, h, w = features.shape
         x = self.to_memory(rearrange(features, "b c h w -> b h w c"))
