@@ -1,3 +1,5 @@
+from typing import Any
+
 import pytest
 import torch
 import torch.nn.functional as F  # noqa: N812
@@ -146,22 +148,6 @@ def test_joint_ctc_decoding_is_the_same_cached_and_changes_the_reading(batch: in
     assert not torch.equal(joint, greedy_decode(network, images, stop_at_end=False))
 
 
-def test_ctc_options_need_the_ctc_head() -> None:
-    with pytest.raises(ValueError, match="need ctc_head"):
-        ConvTransformer(
-            torch.nn.Identity(),
-            Decoder(NUM_TOKENS, 32, 1, 4, 8, max_length=8),
-            32,
-            32,
-            NUM_TOKENS,
-            PAD,
-            START,
-            END,
-            max_output_length=8,
-            ctc_decode_weight=0.5,
-        )
-
-
 @pytest.mark.parametrize("shape", ["line", "paragraph"])
 def test_step_logits_match_teacher_forcing(shape: str) -> None:
     network = _network(shape)
@@ -188,19 +174,20 @@ def test_memory_is_one_row_per_feature_position() -> None:
     assert network.encode(torch.randn(2, *IMAGES["paragraph"])).shape == (2, 4 * 16, 32)
 
 
-def test_max_output_length_must_fit_the_decoder() -> None:
-    with pytest.raises(ValueError, match="exceeds"):
-        ConvTransformer(
-            torch.nn.Identity(),
-            Decoder(NUM_TOKENS, 32, 1, 4, 8, max_length=8),
-            32,
-            32,
-            NUM_TOKENS,
-            PAD,
-            START,
-            END,
-            max_output_length=9,
-        )
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"max_output_length": 9}, "exceeds the decoder"),
+        ({"ctc_decode_weight": 0.5}, "need ctc_head"),
+        ({"ctc_memory": True}, "need ctc_head"),
+        ({"ctc_head": True, "ctc_decode_weight": 1.5}, "must be in"),
+    ],
+)
+def test_inconsistent_options_are_refused(options: dict[str, Any], message: str) -> None:
+    decoder = Decoder(NUM_TOKENS, 32, 1, 4, 8, max_length=8)
+    arguments = {"max_output_length": 8, **options}
+    with pytest.raises(ValueError, match=message):
+        ConvTransformer(nn.Identity(), decoder, 32, 32, NUM_TOKENS, PAD, START, END, **arguments)
 
 
 def test_tiny_network_overfits_one_batch() -> None:
