@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test check lint generate download info bench predict clean
+.PHONY: help install train test check lint fonts generate download info bench predict clean
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -19,7 +19,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install the project with its dev tools (idempotent)
 
-generate: $(STAMP) ## build every dataset whose sources are present (skips what is done)
+fonts: $(STAMP) ## fetch the handwriting font pool with npm into data/fonts (skips what is there)
+	$(BIN)/text-recognizer-data fonts
+
+generate: fonts ## build every dataset whose sources are present (skips what is done)
 	$(BIN)/text-recognizer-data generate
 
 download: $(STAMP) ## download and verify EMNIST, IAM (and Brown, with nltk); skips what is there

@@ -280,6 +280,14 @@ def test_evaluate_reports_on_the_datamodule_the_model_was_trained_on(
     assert report["cer"] == pytest.approx(weighted, rel=1e-5) and report["wer"] > 0
     worst = sorted(report["rows"], key=lambda r: -r["cer"])[:3]
     assert [r["cer"] for r in report["worst"]] == [r["cer"] for r in worst]
+    # Per held-out family: each family's CER over its own rows, and every test row counted once.
+    families = tiny_lines.groups("test")
+    assert set(report["per_family"]) == set(families) == {"satisfy", "indie-flower"}
+    for family, row in report["per_family"].items():
+        mine = [i for i, f in enumerate(families) if f == family]
+        edits = sum(report["rows"][i]["cer"] * lengths[i] for i in mine)
+        assert row["cer"] == pytest.approx(edits / lengths[mine].sum(), rel=1e-5)
+        assert row["samples"] == len(mine) and f"{family} " in stdout
     grid = Image.open(out / "predictions.png")
     assert grid.height == 3 * (32 + 4 + 3 * 16)
     assert f"cer {report['cer']:.4f}" in stdout and str(out / "report.json") in stdout

@@ -8,14 +8,13 @@ from fontTools import subset
 from PIL import Image
 
 from text_recognizer.data.sampler import WidthBucketSampler, content_widths
+from text_recognizer.data.synthetic import pool
 from text_recognizer.data.synthetic.fonts import (
-    HELDOUT_FAMILIES,
-    TRAIN_FAMILIES,
-    UPPERCASE_ONLY_FAMILIES,
     load_folder,
     load_fonts,
     missing_glyphs,
     package_dir,
+    pool_families,
 )
 from text_recognizer.data.synthetic.generate import SyntheticLinesConfig, generate, is_complete
 from text_recognizer.data.synthetic.render import render_line
@@ -27,17 +26,17 @@ from text_recognizer.metadata.charset import CHARSET
 SMALL = SyntheticLinesConfig(train_size=6, val_size=3, test_size=3)
 
 
-def test_at_least_ten_fonts_and_two_whole_families_held_out() -> None:
-    train, heldout = load_fonts(TRAIN_FAMILIES), load_fonts(HELDOUT_FAMILIES)
+def test_without_fetched_fonts_the_packaged_families_train_and_two_are_held_out() -> None:
+    train, heldout = load_fonts(pool_families("train")), load_fonts(pool_families("heldout"))
     assert len(train) + len(heldout) >= 10
-    assert len(HELDOUT_FAMILIES) >= 2
+    assert pool_families("heldout") == ("indie-flower", "satisfy")
     assert not {f.family for f in train} & {f.family for f in heldout}
     assert not {f.path for f in train} & {f.path for f in heldout}
 
 
 def test_heldout_fonts_never_appear_in_the_training_split(tiny_lines: SyntheticLines) -> None:
     train_fonts = {tiny_lines.fonts["train"][i] for i in tiny_lines.font_ids["train"]}
-    heldout = {f.name for f in load_fonts(HELDOUT_FAMILIES)}
+    heldout = {f.name for f in load_fonts(pool_families("heldout"))}
     assert train_fonts and not train_fonts & heldout
     for split in ("val", "test"):
         used = {tiny_lines.fonts[split][i] for i in tiny_lines.font_ids[split]}
@@ -60,7 +59,9 @@ def test_batches_are_inverted_fixed_size_images_with_encoded_text(
 
 
 def test_uppercase_only_fonts_get_upper_case_text(tiny_lines: SyntheticLines) -> None:
-    upper_names = {f.name for f in load_fonts(sorted(UPPERCASE_ONLY_FAMILIES))}
+    upper = [f.name for f in pool.families() if f.uppercase_only and f.source == "fontpkg"]
+    upper_names = {f.name for f in load_fonts(upper)}
+    assert upper_names
     data = tiny_lines.data_train
     for font_id, text in zip(tiny_lines.font_ids["train"], data.texts, strict=True):
         if tiny_lines.fonts["train"][font_id] in upper_names:

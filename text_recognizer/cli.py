@@ -119,6 +119,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     report = evaluate(recognizer, datamodule, out, args.worst, source=str(checkpoint))
     print(f"{name} test: {report['samples']} samples in {report['seconds']:.1f} s")
     print(f"cer {report['cer']:.4f}  wer {report['wer']:.4f}")
+    if report["per_family"]:
+        print("per family (worst first):")
+    for family, row in report["per_family"].items():
+        print(f"  {family:28s} cer {row['cer']:.4f}  wer {row['wer']:.4f}  ({row['samples']})")
     if report["worst"]:
         print(f"worst {len(report['worst'])}:")
     for row in report["worst"]:

@@ -139,6 +139,11 @@ class BaseDataModule(pl.LightningDataModule):
     def splits(self) -> dict[str, ImageTextDataset]:
         return {"train": self.data_train, "val": self.data_val, "test": self.data_test}
 
+    def groups(self, split: str) -> list[str] | None:
+        """A group name per sample of `split` (the font family, for synthetic lines), so that
+        evaluation can report the error per group; None when the data has no such groups."""
+        return None
+
     def describe(self) -> str:
         """Sizes, shapes, label lengths and charset coverage per split."""
         lines = [

@@ -1,5 +1,7 @@
 """`text-recognizer-data`: download, build and inspect the datasets.
 
+text-recognizer-data fonts                      fetch the handwriting font pool (npm); skips the
+                                                families already present and checked
 text-recognizer-data download [NAME ...]        fetch and verify EMNIST and IAM (and Brown, with
                                                 nltk); skips archives already present and valid
 text-recognizer-data generate [NAME ...]        build the processed datasets, skipping what is
@@ -32,6 +34,7 @@ from text_recognizer.data.iam_paragraphs import (
     IAMParagraphs,
     IAMSyntheticParagraphs,
 )
+from text_recognizer.data.synthetic import pool
 from text_recognizer.data.synthetic_lines import SyntheticLines
 from text_recognizer.data.synthetic_paragraphs import SyntheticParagraphs
 from text_recognizer.model.errors import TrainingError
@@ -86,6 +89,11 @@ def _info(args: argparse.Namespace) -> None:
         print(f"sample grid: {datamodule.save_grid(Path(args.grid), split=args.split)}")
 
 
+def _fonts(args: argparse.Namespace) -> None:
+    pool.fetch()
+    print(f"fonts: {pool.describe()}")
+
+
 def _download(args: argparse.Namespace) -> None:
     for name in args.names or [*ARCHIVES, "brown"]:
         if name == "brown":
@@ -114,6 +122,8 @@ def main(argv: list[str] | None = None) -> None:
     info.add_argument("--grid", help="save a PNG grid of samples here")
     info.add_argument("--split", default="train", choices=("train", "val", "test"))
     info.set_defaults(run=_info, known=())
+    fonts = commands.add_parser("fonts", help="fetch the handwriting font pool with npm")
+    fonts.set_defaults(run=_fonts, known=())
     fetch = commands.add_parser("download", help="download and verify the real datasets")
     fetch.add_argument("names", nargs="*", metavar="NAME", help=", ".join([*ARCHIVES, "brown"]))
     fetch.set_defaults(run=_download, known=[*ARCHIVES, "brown"])

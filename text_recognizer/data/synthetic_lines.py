@@ -8,8 +8,9 @@ from pathlib import Path
 
 from text_recognizer.data.base import BaseDataModule
 from text_recognizer.data.processed import reading
-from text_recognizer.data.synthetic.fonts import HELDOUT_FAMILIES, TRAIN_FAMILIES
+from text_recognizer.data.synthetic import pool
 from text_recognizer.data.synthetic.generate import SPLITS, SyntheticLinesConfig, generate
+from text_recognizer.data.synthetic.render import KINDS
 
 
 class SyntheticLines(BaseDataModule):
@@ -27,8 +28,9 @@ class SyntheticLines(BaseDataModule):
         max_text_length: int = 80,
         seed: int = 0,
         augmentation_strength: float = 1.0,
-        train_families: Sequence[str] = TRAIN_FAMILIES,
-        heldout_families: Sequence[str] = HELDOUT_FAMILIES,
+        augmentations: Sequence[str] = KINDS,
+        train_families: Sequence[str] | None = None,
+        heldout_families: Sequence[str] | None = None,
         font_folders: Sequence[str] = (),
         heldout_font_folders: Sequence[str] = (),
         crop_width: bool = True,
@@ -43,12 +45,14 @@ class SyntheticLines(BaseDataModule):
             max_text_length=max_text_length,
             seed=seed,
             augmentation_strength=augmentation_strength,
-            train_families=tuple(train_families),
-            heldout_families=tuple(heldout_families),
+            augmentations=tuple(augmentations),
+            train_families=None if train_families is None else tuple(train_families),
+            heldout_families=None if heldout_families is None else tuple(heldout_families),
             font_folders=tuple(font_folders),
             heldout_font_folders=tuple(heldout_font_folders),
         )
         self.fonts: dict[str, list[str]] = {}
+        self.font_families: dict[str, list[str]] = {}
         self.font_ids: dict[str, list[int]] = {}
 
     @property
@@ -69,10 +73,19 @@ class SyntheticLines(BaseDataModule):
                 dataset = self.dataset(group["images"][:], texts)
                 setattr(self, f"data_{split}", dataset)
                 self.fonts[split] = json.loads(group.attrs["fonts"])
+                self.font_families[split] = json.loads(group.attrs["families"])
                 self.font_ids[split] = group["font_ids"][:].tolist()
 
+    def groups(self, split: str) -> list[str]:
+        families = self.font_families[split]
+        return [families[i] for i in self.font_ids[split]]
+
     def describe(self) -> str:
-        fonts = "\n".join(
-            f"  {split:5s} fonts: {', '.join(self.fonts[split])}" for split in ("train", "val")
-        )
-        return f"{super().describe()}\n{fonts}\n  file: {self.path}"
+        lines = [super().describe()]
+        for split in ("train", "val"):
+            families = sorted(set(self.font_families[split]))
+            lines.append(
+                f"  {split:5s} fonts: {len(self.fonts[split])} files of {len(families)} "
+                f"families: {', '.join(families)}"
+            )
+        return "\n".join([*lines, f"  pool: {pool.describe()}", f"  file: {self.path}"])

@@ -57,6 +57,22 @@ def check_tokenizer(recognizer: Recognizer, datamodule: BaseDataModule, source: 
     )
 
 
+def per_group(
+    predictions: list[str], targets: list[str], groups: list[str]
+) -> dict[str, dict[str, float]]:
+    """CER and WER of each group (font family) over its own samples, worst first."""
+    members: dict[str, list[int]] = {}
+    for i, group in enumerate(groups):
+        members.setdefault(group, []).append(i)
+    table = {}
+    for group, indices in members.items():
+        metrics = error_rates("")
+        metrics.update([predictions[i] for i in indices], [targets[i] for i in indices])
+        values = {name: float(value) for name, value in metrics.compute().items()}
+        table[group] = {"samples": len(indices), "cer": values["cer"], "wer": values["wer"]}
+    return dict(sorted(table.items(), key=lambda item: -item[1]["cer"]))
+
+
 def evaluate(
     recognizer: Recognizer,
     datamodule: BaseDataModule,
@@ -87,6 +103,7 @@ def evaluate(
         for i, (target, prediction) in enumerate(zip(data.texts, predictions, strict=True))
     ]
     worst_rows = sorted(rows, key=lambda r: (-r["cer"], -r["wer"], r["index"]))[:worst]
+    groups = datamodule.groups("test")
     report = {
         "checkpoint": source,
         "datamodule": type(datamodule).__name__,
@@ -95,6 +112,7 @@ def evaluate(
         "cer": totals["cer"],
         "wer": totals["wer"],
         "seconds": round(seconds, 3),
+        "per_family": per_group(predictions, data.texts, groups) if groups else {},
         "worst": worst_rows,
         "rows": rows,
     }

@@ -1,8 +1,9 @@
-"""The handwriting fonts: which are installed, what they can draw, and who trains on which.
+"""The handwriting fonts: which are here, what they can draw, and who trains on which.
 
-Fonts come from `fontpkg-*` packages (SIL Open Font License), so `pip install` is all it takes.
-Whole families are held out for validation and test, so the CER measures reading handwriting the
-model never saw, not memorising a font.
+The pool (`pool.py`, `families.csv`) names every family and its split. Whole families are held out
+for validation and test, so the CER measures reading handwriting the model never saw, not
+memorising a font. The default splits take every family of the pool that is present: the
+packaged `fontpkg-*` ones always, the Fontsource ones once `make fonts` has fetched them.
 """
 
 from __future__ import annotations
@@ -15,29 +16,11 @@ from pathlib import Path
 
 from fontTools.ttLib import TTFont
 
+from text_recognizer.data.paths import data_root
+from text_recognizer.data.synthetic import pool
 from text_recognizer.metadata.charset import CHARSET
 
-# Packaged families used by default, by fontpkg package name.
-TRAIN_FAMILIES = (
-    "caveat",
-    "dancing-script",
-    "delius",
-    "great-vibes",
-    "kalam",
-    "lobster",
-    "lobster-two",
-    "oleo-script",
-    "pacifico",
-    "permanent-marker",
-    "shadows-into-light",
-    "yellowtail",
-    "zeyada",
-)
-# One cursive and one print family, never seen in training.
-HELDOUT_FAMILIES = ("satisfy", "indie-flower")
-# Families whose lower case is drawn as small capitals: they get upper-case text only, so the
-# label always matches what is drawn.
-UPPERCASE_ONLY_FAMILIES = frozenset({"permanent-marker"})
+FONT_SUFFIXES = (".ttf", ".otf", ".woff")
 
 
 @dataclass(frozen=True)
@@ -64,6 +47,15 @@ def missing_glyphs(path: Path, charset: str = CHARSET) -> frozenset[str]:
     return frozenset(c for c in charset if c != " " and ord(c) not in cmap)
 
 
+def pool_families(split: str, root: Path | None = None) -> tuple[str, ...]:
+    """The pool's families of `split` (train or heldout) that are present under `root`."""
+    return tuple(
+        fam.name
+        for fam in pool.families()
+        if fam.split == split and (fam.source == "fontpkg" or pool.fetched(fam, root) is not None)
+    )
+
+
 def package_dir(family: str) -> Path:
     """Folder of TrueType files installed by `fontpkg-<family>`."""
     module = "fontpkg_" + family.replace("-", "_")
@@ -76,27 +68,47 @@ def package_dir(family: str) -> Path:
 
 
 def load_folder(folder: Path, family: str | None = None) -> list[Font]:
-    """Every .ttf/.otf in `folder`; the family defaults to the folder's name."""
+    """Every font file in `folder`; the family defaults to the folder's name."""
     if not folder.is_dir():
         raise FileNotFoundError(f"font folder {folder} does not exist or is not a directory")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in {".ttf", ".otf"})
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in FONT_SUFFIXES)
     if not files:
-        raise FileNotFoundError(f"font folder {folder} holds no .ttf or .otf files")
-    family = family or folder.name
-    return [
-        Font(p, family, missing_glyphs(p), uppercase_only=family in UPPERCASE_ONLY_FAMILIES)
-        for p in files
-    ]
+        raise FileNotFoundError(f"font folder {folder} holds no {'/'.join(FONT_SUFFIXES)} files")
+    return _fonts(files, family or folder.name)
+
+
+def _fonts(files: Iterable[Path], family: str) -> list[Font]:
+    row = pool.family(family)
+    upper = row is not None and row.uppercase_only
+    return [Font(p, family, missing_glyphs(p), uppercase_only=upper) for p in files]
+
+
+def family_fonts(family: str, root: Path | None = None) -> list[Font]:
+    """The fonts of one family: a pool row's checked files, else an installed `fontpkg-*`."""
+    row = pool.family(family)
+    if row is None or row.source == "fontpkg":
+        folder = package_dir(family)
+        if row is None:
+            return load_folder(folder, family)
+        return _fonts([folder / name for name, _ in row.files], family)
+    files = pool.fetched(row, root)
+    if files is None:
+        raise FileNotFoundError(
+            f"font family {family!r} is not fetched into {pool.fonts_dir(root)}: run `make fonts`"
+        )
+    return _fonts(files, family)
 
 
 def load_fonts(families: Iterable[str], folders: Iterable[str | Path] = ()) -> list[Font]:
-    """Fonts of the packaged `families` plus every font in the user's `folders`."""
-    return list(_load_fonts(tuple(families), tuple(str(f) for f in folders)))
+    """Fonts of the pool's or installed `families` plus every font in the user's `folders`."""
+    return list(_load_fonts(tuple(families), tuple(str(f) for f in folders), data_root()))
 
 
 @cache
-def _load_fonts(families: tuple[str, ...], folders: tuple[str, ...]) -> tuple[Font, ...]:
-    fonts = [font for family in families for font in load_folder(package_dir(family), family)]
+def _load_fonts(
+    families: tuple[str, ...], folders: tuple[str, ...], root: Path
+) -> tuple[Font, ...]:
+    fonts = [font for family in families for font in family_fonts(family, root)]
     for folder in folders:
         fonts += load_folder(Path(folder).expanduser())
     return tuple(fonts)

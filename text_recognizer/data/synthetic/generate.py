@@ -23,16 +23,12 @@ import numpy as np
 from tqdm import tqdm
 
 from text_recognizer.data.paths import atomic_path, data_root, exclusive
-from text_recognizer.data.synthetic.fonts import (
-    HELDOUT_FAMILIES,
-    TRAIN_FAMILIES,
-    Font,
-    load_fonts,
-)
-from text_recognizer.data.synthetic.render import Augmentation, render_line
+from text_recognizer.data.synthetic import pool
+from text_recognizer.data.synthetic.fonts import Font, load_fonts, pool_families
+from text_recognizer.data.synthetic.render import KINDS, Augmentation, render_line
 from text_recognizer.data.synthetic.text import sample_line
 
-FORMAT_VERSION = 2  # bump when rendering changes, so old files are not mistaken for new ones
+FORMAT_VERSION = 3  # bump when rendering changes, so old files are not mistaken for new ones
 SPLITS = ("train", "val", "test")
 CHUNK = 200
 
@@ -49,12 +45,15 @@ class SyntheticLinesConfig:
     max_text_length: int = 80
     seed: int = 0
     augmentation_strength: float = 1.0
-    train_families: Sequence[str] = TRAIN_FAMILIES
-    heldout_families: Sequence[str] = HELDOUT_FAMILIES
+    augmentations: Sequence[str] = KINDS
+    # None: every family of the pool's split that is present (see fonts.pool_families).
+    train_families: Sequence[str] | None = None
+    heldout_families: Sequence[str] | None = None
     font_folders: Sequence[str] = field(default_factory=tuple)
     heldout_font_folders: Sequence[str] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
+        Augmentation(kinds=frozenset(self.augmentations))  # refuses an unknown kind, naming it
         for name in ("train_size", "val_size", "test_size", "height", "width", "max_text_length"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
@@ -62,17 +61,26 @@ class SyntheticLinesConfig:
     def size(self, split: str) -> int:
         return int(getattr(self, f"{split}_size"))
 
+    def families(self, split: str) -> tuple[str, ...]:
+        chosen = self.train_families if split == "train" else self.heldout_families
+        if chosen is None:
+            return pool_families("train" if split == "train" else "heldout")
+        return tuple(chosen)
+
     def fonts(self, split: str) -> list[Font]:
-        if split == "train":
-            return load_fonts(self.train_families, self.font_folders)
-        return load_fonts(self.heldout_families, self.heldout_font_folders)
+        folders = self.font_folders if split == "train" else self.heldout_font_folders
+        return load_fonts(self.families(split), folders)
 
     def digest(self) -> str:
+        """Covers the parameters and the bytes of every font used, so the file names its pool."""
         params = {
             k: list(v) if isinstance(v, Sequence) and not isinstance(v, str) else v
             for k, v in dataclasses.asdict(self).items()
         }
-        fonts = {split: [str(f.path.name) for f in self.fonts(split)] for split in ("train", "val")}
+        fonts = {
+            split: [(f.path.name, pool.sha256(f.path)) for f in self.fonts(split)]
+            for split in ("train", "val")
+        }
         blob = json.dumps([FORMAT_VERSION, params, fonts], sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -91,7 +99,7 @@ def _render_chunk(
     config, split, start, count = args
     fonts = config.fonts(split)
     rng = np.random.default_rng([config.seed, SPLITS.index(split), start])
-    aug = Augmentation(strength=config.augmentation_strength)
+    aug = Augmentation(strength=config.augmentation_strength, kinds=frozenset(config.augmentations))
     images = np.empty((count, config.height, config.width), dtype=np.uint8)
     texts, font_ids = [], []
     families = sorted({font.family for font in fonts})
@@ -173,6 +181,7 @@ def _write_split(
     size = config.size(split)
     group = f.create_group(split)
     group.attrs["fonts"] = json.dumps([font.name for font in config.fonts(split)])
+    group.attrs["families"] = json.dumps([font.family for font in config.fonts(split)])
     images = group.create_dataset(
         "images",
         (size, config.height, config.width),

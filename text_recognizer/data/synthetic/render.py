@@ -1,13 +1,20 @@
-"""Draw a line of text in a font so that it varies the way handwriting does.
+"""Draw a line of text in a font so that it varies the way one writer differs from a font, and
+from the next writer.
 
 Convention for every image in the repo: grayscale uint8, dark ink on light paper (as scanned), the
 line left-aligned and the rest of the fixed width filled with paper. Transforms invert this for the
 network (ink -> 1, paper and padding -> about 0).
+
+Each glyph is drawn at its own size, baseline shift and gap, in a slant that changes from word
+to word; the line is then bent, its strokes thinned or
+thickened, cut from the page with uneven margins and bits of the neighbouring lines, and printed
+in ink that fades and skips on textured paper, as a scanner sees it. Every kind of variation can
+be switched off (`Augmentation.kinds`), which is how each one is ablated.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
@@ -17,6 +24,8 @@ from scipy import ndimage
 from text_recognizer.data.synthetic.fonts import Font
 
 RENDER_SIZE = 40  # px per em while drawing; the line is resized to its final height afterwards
+# The kinds of variation beyond the font, each switchable for ablation.
+KINDS = ("glyph", "slant", "stroke", "ink", "paper", "margins")
 
 
 @dataclass(frozen=True)
@@ -24,6 +33,8 @@ class Augmentation:
     """How far each kind of variation may go; `strength` scales all of them (0 = clean text)."""
 
     strength: float = 1.0
+    kinds: frozenset[str] = field(default_factory=lambda: frozenset(KINDS))
+    # The line as a whole.
     max_shear: float = 0.35
     max_rotation_deg: float = 1.5
     max_letter_spacing: float = 0.06  # fraction of the em
@@ -33,67 +44,138 @@ class Augmentation:
     max_width_scale: float = 0.2
     max_blur: float = 0.8
     max_noise: float = 10.0
+    # glyph: per-glyph spread (standard deviations).
+    glyph_scale: float = 0.04
+    glyph_baseline: float = 0.03  # fraction of the em
+    glyph_spacing: float = 0.03  # fraction of the em
+    # slant: per-word change of the line's shear.
+    word_slant: float = 0.1
+    # stroke: the pen, as grey erosion (thicker) or dilation (thinner) at drawing size.
+    max_stroke_px: int = 3
+    # ink: how much of the darkness may fade along the line, and how often the pen skips.
+    max_fade: float = 0.4
+    skip_probability: float = 0.3
+    # paper: low-frequency unevenness and grain, in grey levels; scan contrast (gamma).
+    max_paper_unevenness: float = 20.0
+    max_gamma_change: float = 0.4
+    # margins: extra room around the ink (fraction of the em) and neighbouring-line bleed.
+    max_margin: float = 0.3
+    bleed_probability: float = 0.35
+
+    def __post_init__(self) -> None:
+        unknown = set(self.kinds) - set(KINDS)
+        if unknown:
+            raise ValueError(
+                f"unknown augmentation {', '.join(sorted(unknown))}; choose from {', '.join(KINDS)}"
+            )
+
+    def on(self, kind: str) -> bool:
+        return kind in self.kinds and self.strength > 0
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=4096)
 def _truetype(path: str, size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(path, size)
 
 
-def _font(font: Font, rng: np.random.Generator) -> ImageFont.FreeTypeFont:
-    face = _truetype(str(font.path), RENDER_SIZE)
-    try:
-        axes = face.get_variation_axes()
-    except OSError:  # not a variable font
-        return face
-    face = ImageFont.truetype(str(font.path), RENDER_SIZE)
-    face.set_variation_by_axes(
-        [float(rng.uniform(a["minimum"] or 0, a["maximum"] or 0)) for a in axes]
-    )
-    return face
+class _Faces:
+    """The font at any size, with one random instance of its variation axes per line."""
+
+    def __init__(self, font: Font, rng: np.random.Generator) -> None:
+        self.path = str(font.path)
+        self.axes: list[float] | None = None
+        try:
+            axes = _truetype(self.path, RENDER_SIZE).get_variation_axes()
+        except OSError:  # not a variable font
+            return
+        self.axes = [float(rng.uniform(a["minimum"] or 0, a["maximum"] or 0)) for a in axes]
+        self.variable: dict[int, ImageFont.FreeTypeFont] = {}
+
+    def __call__(self, size: int = RENDER_SIZE) -> ImageFont.FreeTypeFont:
+        if self.axes is None:
+            return _truetype(self.path, size)
+        if size not in self.variable:
+            face = ImageFont.truetype(self.path, size)
+            face.set_variation_by_axes(self.axes)
+            self.variable[size] = face
+        return self.variable[size]
 
 
-def _draw(
-    text: str, face: ImageFont.FreeTypeFont, rng: np.random.Generator, aug: Augmentation
-) -> Image.Image:
-    """Draw character by character: kerned positions plus spacing jitter and baseline wobble."""
+def _words(text: str) -> list[tuple[int, str]]:
+    """(start index, word) for each run of non-space characters."""
+    out, start = [], 0
+    for word in text.split(" "):
+        if word:
+            out.append((start, word))
+        start += len(word) + 1
+    return out
+
+
+def _draw(text: str, faces: _Faces, rng: np.random.Generator, aug: Augmentation) -> np.ndarray:
+    """Word by word, glyph by glyph: kerned advances plus spacing jitter and baseline wobble,
+    each glyph at its own size, height and gap, each word at its own slant."""
     s = aug.strength
+    face = faces()
     letter_spacing = rng.uniform(-0.5, 1.0) * aug.max_letter_spacing * s * RENDER_SIZE
     word_spacing = rng.uniform(-0.3, 1.0) * aug.max_word_spacing * s * face.getlength(" ")
     wobble = aug.max_baseline_wobble * s * RENDER_SIZE
     phase, period = rng.uniform(0, 2 * np.pi), rng.uniform(8, 30)
-    offsets, extra = [0.0], 0.0
-    for i, char in enumerate(text[:-1]):
-        extra += letter_spacing + (word_spacing if char == " " else 0.0)
-        offsets.append(face.getlength(text[: i + 2]) - face.getlength(text[i + 1]) + extra)
-    width = int(offsets[-1] + face.getlength(text[-1]) + 2 * RENDER_SIZE)
-    canvas = Image.new("L", (max(width, 1), 3 * RENDER_SIZE), 255)
-    draw = ImageDraw.Draw(canvas)
-    stroke = int(rng.random() < 0.25 * s)
-    for i, (char, x) in enumerate(zip(text, offsets, strict=True)):
-        y = RENDER_SIZE + wobble * (np.sin(phase + i * 2 * np.pi / period) + rng.normal(0, 0.3))
-        draw.text((RENDER_SIZE + x, y), char, font=face, fill=0, anchor="ls", stroke_width=stroke)
-    return canvas
+    line_shear = rng.uniform(-1, 1) * aug.max_shear * s
+    glyph, slant = aug.on("glyph"), aug.on("slant")
+    # Kerned advance of each character at the drawing size (pairs carry the kerning).
+    advances = [
+        face.getlength(text[i : i + 2]) - face.getlength(text[i + 1]) for i in range(len(text) - 1)
+    ] + [face.getlength(text[-1])]
+    baseline = 2.5 * RENDER_SIZE
+    pieces: list[tuple[np.ndarray, int]] = []
+    x, end = 2.0 * RENDER_SIZE, 0
+    for start, word in _words(text):
+        for space in range(end, start):  # the spaces before the word
+            x += advances[space] + letter_spacing + word_spacing
+        left = int(x) - 2 * RENDER_SIZE
+        width = int(sum(advances[start : start + len(word)]) * 1.4) + 4 * RENDER_SIZE
+        canvas = Image.new("L", (width, 4 * RENDER_SIZE), 255)
+        draw = ImageDraw.Draw(canvas)
+        for i, char in enumerate(word, start):
+            scale, lift, gap = 1.0, 0.0, 0.0
+            if glyph:
+                scale = float(np.clip(1 + rng.normal(0, aug.glyph_scale * s), 0.9, 1.1))
+                lift = rng.normal(0, aug.glyph_baseline * s) * RENDER_SIZE
+                gap = rng.normal(0, aug.glyph_spacing * s) * RENDER_SIZE
+            y = baseline + wobble * (np.sin(phase + i * 2 * np.pi / period) + rng.normal(0, 0.3))
+            size = round(RENDER_SIZE * scale)
+            draw.text((x - left, y - lift), char, font=faces(size), fill=0, anchor="ls")
+            x += advances[i] * size / RENDER_SIZE + letter_spacing + gap
+        end = start + len(word)
+        shear = line_shear + (rng.normal(0, aug.word_slant * s) if slant else 0.0)
+        pieces.append((_slant(canvas, shear, baseline), left))
+    line = np.full((4 * RENDER_SIZE, int(x) + 3 * RENDER_SIZE), 255.0, dtype=np.float32)
+    for pixels, left in pieces:
+        region = line[:, left : left + pixels.shape[1]]
+        np.minimum(region, pixels[:, : region.shape[1]], out=region)
+    return line
 
 
-def _shear_rotate(image: Image.Image, rng: np.random.Generator, aug: Augmentation) -> Image.Image:
-    shear = rng.uniform(-1, 1) * aug.max_shear * aug.strength
-    angle = np.deg2rad(rng.uniform(-1, 1) * aug.max_rotation_deg * aug.strength)
-    w, h = image.size
-    cos, sin = np.cos(angle), np.sin(angle)
-    # Inverse map output -> input about the centre: rotation then horizontal shear.
-    a, b = cos, sin + shear
-    d, e = -sin, cos
-    cx, cy = w / 2, h / 2
-    c = cx - a * cx - b * cy
-    f = cy - d * cx - e * cy
-    return image.transform(
-        image.size,
+def _slant(word: Image.Image, shear: float, baseline: float) -> np.ndarray:
+    """Shear a word about its baseline: ascenders lean right for shear > 0."""
+    if shear == 0:
+        return np.asarray(word, dtype=np.float32)
+    slanted = word.transform(
+        word.size,
         Image.Transform.AFFINE,
-        (a, b, c, d, e, f),
+        (1, shear, -shear * baseline, 0, 1, 0),
         resample=Image.Resampling.BILINEAR,
         fillcolor=255,
     )
+    return np.asarray(slanted, dtype=np.float32)
+
+
+def _rotate(pixels: np.ndarray, rng: np.random.Generator, aug: Augmentation) -> np.ndarray:
+    angle = rng.uniform(-1, 1) * aug.max_rotation_deg * aug.strength
+    image = Image.fromarray(pixels).rotate(
+        angle, resample=Image.Resampling.BILINEAR, fillcolor=255.0
+    )
+    return np.asarray(image, dtype=np.float32)
 
 
 def _elastic(pixels: np.ndarray, rng: np.random.Generator, aug: Augmentation) -> np.ndarray:
@@ -103,29 +185,105 @@ def _elastic(pixels: np.ndarray, rng: np.random.Generator, aug: Augmentation) ->
         return pixels
     h, w = pixels.shape
     grid = (3, max(2, w // (2 * RENDER_SIZE)))
-    dy, dx = (
-        np.asarray(
-            Image.fromarray(rng.normal(0, amplitude, grid).astype(np.float32), mode="F").resize(
-                (w, h), Image.Resampling.BICUBIC
-            )
-        )
-        for _ in range(2)
-    )
+    dy, dx = (_smooth_field(rng, grid, (h, w)) * amplitude for _ in range(2))
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     return ndimage.map_coordinates(pixels, (ys + dy, xs + dx), order=1, mode="nearest")
+
+
+def _smooth_field(
+    rng: np.random.Generator, grid: tuple[int, int], shape: tuple[int, int]
+) -> np.ndarray:
+    """Standard-normal noise on a coarse `grid`, interpolated smoothly up to `shape`."""
+    coarse = rng.normal(0, 1, grid).astype(np.float32)
+    image = Image.fromarray(coarse, mode="F").resize(shape[::-1], Image.Resampling.BICUBIC)
+    return np.asarray(image)
+
+
+def _stroke(pixels: np.ndarray, rng: np.random.Generator, aug: Augmentation) -> np.ndarray:
+    """Thicker or thinner strokes, as another pen draws them; thinning that would erase most of
+    a light font is not applied."""
+    size = int(rng.integers(0, aug.max_stroke_px + 1))
+    if size < 2 or rng.random() < 0.3:
+        return pixels
+    if rng.random() < 0.5:
+        return ndimage.grey_erosion(pixels, size=(size, size))
+    thinner = ndimage.grey_dilation(pixels, size=(size, size))
+    ink = (pixels < 128).sum()
+    return thinner if (thinner < 128).sum() >= 0.5 * ink else pixels
 
 
 MAX_SQUEEZE = 0.75  # narrowest a line may be squeezed to fit the width, relative to its own
 
 
-def _crop_to_ink(pixels: np.ndarray, pad: int) -> np.ndarray | None:
+def _ink_box(pixels: np.ndarray) -> tuple[int, int, int, int] | None:
     ink = pixels < 128
     rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
     if rows.size == 0:
         return None
-    return pixels[
-        max(rows[0] - pad, 0) : rows[-1] + pad + 1, max(cols[0] - pad, 0) : cols[-1] + pad + 1
-    ]
+    return rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+
+
+def _crop_to_ink(pixels: np.ndarray, pad: int) -> np.ndarray | None:
+    box = _ink_box(pixels)
+    if box is None:
+        return None
+    top, bottom, left, right = box
+    return pixels[max(top - pad, 0) : bottom + pad, max(left - pad, 0) : right + pad]
+
+
+def _cut(pixels: np.ndarray, rng: np.random.Generator, aug: Augmentation) -> np.ndarray | None:
+    """The line as a scan's line crop: uneven margins, and with some chance the descenders of the
+    line above and the ascenders of the line below (here: the line's own, shifted)."""
+    if not aug.on("margins"):
+        return _crop_to_ink(pixels, int(RENDER_SIZE * 0.08))
+    box = _ink_box(pixels)
+    if box is None:
+        return None
+    top, bottom, left, right = box
+    line = pixels[top:bottom, left:right]
+    margin = aug.max_margin * aug.strength * RENDER_SIZE
+    t, b, lft, rgt = (int(RENDER_SIZE * 0.05 + rng.uniform(0, margin)) for _ in range(4))
+    out = np.full((line.shape[0] + t + b, line.shape[1] + lft + rgt), 255.0, dtype=np.float32)
+    out[t : t + line.shape[0], lft : lft + line.shape[1]] = line
+    depth = max(1, line.shape[0] // 4)
+    if rng.random() < aug.bleed_probability * aug.strength:  # the line above's descenders
+        strip = np.roll(line[-depth:], int(rng.integers(line.shape[1])), axis=1)
+        rows = min(strip.shape[0], t)
+        width = min(strip.shape[1], out.shape[1])
+        np.minimum(out[:rows, :width], strip[-rows:, :width], out=out[:rows, :width])
+    if rng.random() < aug.bleed_probability * aug.strength:  # the line below's ascenders
+        strip = np.roll(line[:depth], int(rng.integers(line.shape[1])), axis=1)
+        rows = min(strip.shape[0], b)
+        width = min(strip.shape[1], out.shape[1])
+        below = out[out.shape[0] - rows :, :width]
+        np.minimum(below, strip[:rows, :width], out=below)
+    return out
+
+
+def _print(line: np.ndarray, rng: np.random.Generator, aug: Augmentation, width: int) -> np.ndarray:
+    """The drawn line (255 paper, 0 ink) on a page of `width`: ink and paper levels, fading and
+    skipping ink, uneven paper, scan contrast and noise."""
+    s = aug.strength
+    height, line_width = line.shape
+    darkness = np.zeros((height, width), dtype=np.float32)
+    darkness[:, :line_width] = 1 - line / 255.0
+    if aug.on("ink"):
+        fade = rng.uniform(0, aug.max_fade * s)
+        along = _smooth_field(rng, (1, max(2, width // 48)), (height, width))
+        darkness *= 1 - fade * np.clip(0.5 + 0.5 * along, 0, 1)
+        if rng.random() < aug.skip_probability * s:
+            spots = _smooth_field(rng, (max(2, height // 6), max(2, width // 6)), (height, width))
+            darkness *= np.where(spots > rng.uniform(1.6, 2.2), 0.15, 1.0)
+    paper = rng.uniform(255 - 60 * s, 255)
+    ink_level = rng.uniform(0, 90 * s)
+    page = paper - (paper - ink_level) * darkness
+    if aug.on("paper"):
+        unevenness = rng.uniform(0, aug.max_paper_unevenness * s)
+        page -= unevenness * np.clip(0.5 + 0.3 * _smooth_field(rng, (2, 3), page.shape), 0, 1)
+        gamma = np.exp(rng.uniform(-1, 1) * aug.max_gamma_change * s)
+        page = 255.0 * (page.clip(0, 255) / 255.0) ** gamma
+    page += rng.normal(0, rng.uniform(0, aug.max_noise * s), page.shape)
+    return page.clip(0, 255).round().astype(np.uint8)
 
 
 def render_line(
@@ -143,16 +301,19 @@ def render_line(
     """
     aug = aug or Augmentation()
     s = aug.strength
-    image = _shear_rotate(_draw(text, _font(font, rng), rng, aug), rng, aug)
-    # Crop before bending (most of the canvas is empty), then again to the bent ink.
-    margin = int(np.ceil(3 * aug.max_elastic_px * s)) + 2
-    pixels = _crop_to_ink(np.asarray(image, dtype=np.float32), margin)
-    if pixels is None:
+    pixels = _rotate(_draw(text, _Faces(font, rng), rng, aug), rng, aug)
+    # Crop before bending (most of the canvas is empty), then cut the bent line from its page.
+    margin = int(np.ceil(3 * aug.max_elastic_px * s)) + 4
+    cropped = _crop_to_ink(pixels, margin)
+    if cropped is None:
         raise ValueError(f"font {font.name} drew nothing for {text!r}")
-    pixels = _crop_to_ink(_elastic(pixels, rng, aug), int(RENDER_SIZE * 0.08))
-    if pixels is None:
+    pixels = _elastic(cropped, rng, aug)
+    if aug.on("stroke"):
+        pixels = _stroke(pixels, rng, aug)
+    cut = _cut(pixels, rng, aug)
+    if cut is None:
         raise ValueError(f"font {font.name} drew nothing for {text!r}")
-    line = Image.fromarray(pixels.clip(0, 255).astype(np.uint8))
+    line = Image.fromarray(cut.clip(0, 255).astype(np.uint8))
     scale = height / line.height * (1 + rng.uniform(-1, 1) * aug.max_width_scale * s)
     natural_width = max(1, round(line.width * scale))
     if natural_width * MAX_SQUEEZE > width:
@@ -162,10 +323,4 @@ def render_line(
     blur = rng.uniform(0, aug.max_blur * s)
     if blur > 0.2:
         line = line.filter(ImageFilter.GaussianBlur(blur))
-    canvas = np.full((height, width), 255.0, dtype=np.float32)
-    canvas[:, :line_width] = np.asarray(line, dtype=np.float32)
-    paper = rng.uniform(255 - 60 * s, 255)
-    ink_level = rng.uniform(0, 90 * s)
-    canvas = ink_level + (paper - ink_level) * canvas / 255.0
-    canvas += rng.normal(0, rng.uniform(0, aug.max_noise * s), canvas.shape)
-    return canvas.clip(0, 255).round().astype(np.uint8)
+    return _print(np.asarray(line, dtype=np.float32), rng, aug, width)
