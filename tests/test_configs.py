@@ -63,4 +63,4 @@ def test_default_datamodule_config_is_what_make_generate_renders() -> None:
         if key in ("_target_", "batch_size", "num_workers"):
             continue
         default = defaults[str(key)].default
-        assert list(value) == [] if isinstance(value, list) else value == default, key
+        assert list(value) == list(default or []) if isinstance(value, list) else value == default

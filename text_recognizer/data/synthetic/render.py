@@ -24,6 +24,9 @@ from scipy import ndimage
 from text_recognizer.data.synthetic.fonts import Font
 
 RENDER_SIZE = 40  # px per em while drawing; the line is resized to its final height afterwards
+# Darker than this is ink while drawing (paper is 255): low enough to keep the hairlines of the
+# lightest scripts, which antialiasing leaves mid-grey.
+DRAWN_INK = 200
 # The kinds of variation beyond the font, each switchable for ablation.
 KINDS = ("glyph", "slant", "stroke", "ink", "paper", "margins")
 
@@ -45,8 +48,8 @@ class Augmentation:
     max_blur: float = 0.8
     max_noise: float = 10.0
     # glyph: per-glyph spread (standard deviations).
-    glyph_scale: float = 0.04
-    glyph_baseline: float = 0.03  # fraction of the em
+    glyph_scale: float = 0.03
+    glyph_baseline: float = 0.02  # fraction of the em
     glyph_spacing: float = 0.03  # fraction of the em
     # slant: per-word change of the line's shear.
     word_slant: float = 0.1
@@ -101,6 +104,11 @@ class _Faces:
         return self.variable[size]
 
 
+@lru_cache(maxsize=65536)
+def _length(face: ImageFont.FreeTypeFont, text: str) -> float:
+    return face.getlength(text)
+
+
 def _words(text: str) -> list[tuple[int, str]]:
     """(start index, word) for each run of non-space characters."""
     out, start = [], 0
@@ -139,7 +147,7 @@ def _draw(text: str, faces: _Faces, rng: np.random.Generator, aug: Augmentation)
         for i, char in enumerate(word, start):
             scale, lift, gap = 1.0, 0.0, 0.0
             if glyph:
-                scale = float(np.clip(1 + rng.normal(0, aug.glyph_scale * s), 0.9, 1.1))
+                scale = float(np.clip(1 + rng.normal(0, aug.glyph_scale * s), 0.92, 1.08))
                 lift = rng.normal(0, aug.glyph_baseline * s) * RENDER_SIZE
                 gap = rng.normal(0, aug.glyph_spacing * s) * RENDER_SIZE
             y = baseline + wobble * (np.sin(phase + i * 2 * np.pi / period) + rng.normal(0, 0.3))
@@ -157,23 +165,31 @@ def _draw(text: str, faces: _Faces, rng: np.random.Generator, aug: Augmentation)
 
 
 def _slant(word: Image.Image, shear: float, baseline: float) -> np.ndarray:
-    """Shear a word about its baseline: ascenders lean right for shear > 0."""
-    if shear == 0:
-        return np.asarray(word, dtype=np.float32)
-    slanted = word.transform(
-        word.size,
+    """Shear a word about its baseline: ascenders lean right for shear > 0. Only the ink's box
+    (plus the room the shear needs) is transformed; the rest of the canvas stays paper."""
+    pixels = np.asarray(word, dtype=np.float32)
+    box = _ink_box(pixels)
+    if shear == 0 or box is None:
+        return pixels
+    top, bottom, left, right = box
+    room = int(np.ceil(abs(shear) * max(baseline - top, bottom - baseline))) + 1
+    left, right = max(left - room, 0), min(right + room, pixels.shape[1])
+    region = word.crop((left, top, right, bottom)).transform(
+        (right - left, bottom - top),
         Image.Transform.AFFINE,
-        (1, shear, -shear * baseline, 0, 1, 0),
+        (1, shear, -shear * (baseline - top), 0, 1, 0),
         resample=Image.Resampling.BILINEAR,
         fillcolor=255,
     )
-    return np.asarray(slanted, dtype=np.float32)
+    out = np.full_like(pixels, 255.0)
+    out[top:bottom, left:right] = np.asarray(region, dtype=np.float32)
+    return out
 
 
 def _rotate(pixels: np.ndarray, rng: np.random.Generator, aug: Augmentation) -> np.ndarray:
     angle = rng.uniform(-1, 1) * aug.max_rotation_deg * aug.strength
     image = Image.fromarray(pixels).rotate(
-        angle, resample=Image.Resampling.BILINEAR, fillcolor=255.0
+        angle, resample=Image.Resampling.BILINEAR, expand=True, fillcolor=255.0
     )
     return np.asarray(image, dtype=np.float32)
 
@@ -208,15 +224,15 @@ def _stroke(pixels: np.ndarray, rng: np.random.Generator, aug: Augmentation) -> 
     if rng.random() < 0.5:
         return ndimage.grey_erosion(pixels, size=(size, size))
     thinner = ndimage.grey_dilation(pixels, size=(size, size))
-    ink = (pixels < 128).sum()
-    return thinner if (thinner < 128).sum() >= 0.5 * ink else pixels
+    ink = (pixels < DRAWN_INK).sum()
+    return thinner if (thinner < DRAWN_INK).sum() >= 0.5 * ink else pixels
 
 
 MAX_SQUEEZE = 0.75  # narrowest a line may be squeezed to fit the width, relative to its own
 
 
 def _ink_box(pixels: np.ndarray) -> tuple[int, int, int, int] | None:
-    ink = pixels < 128
+    ink = pixels < DRAWN_INK
     rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
     if rows.size == 0:
         return None
@@ -301,12 +317,13 @@ def render_line(
     """
     aug = aug or Augmentation()
     s = aug.strength
-    pixels = _rotate(_draw(text, _Faces(font, rng), rng, aug), rng, aug)
-    # Crop before bending (most of the canvas is empty), then cut the bent line from its page.
+    # Crop before turning and bending (most of the canvas is empty), then cut the bent line
+    # from its page.
     margin = int(np.ceil(3 * aug.max_elastic_px * s)) + 4
-    cropped = _crop_to_ink(pixels, margin)
+    cropped = _crop_to_ink(_draw(text, _Faces(font, rng), rng, aug), margin)
     if cropped is None:
         raise ValueError(f"font {font.name} drew nothing for {text!r}")
+    cropped = _rotate(cropped, rng, aug)
     pixels = _elastic(cropped, rng, aug)
     if aug.on("stroke"):
         pixels = _stroke(pixels, rng, aug)
