@@ -13,9 +13,9 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 from torch.utils.data import DataLoader, Dataset, default_collate
 
-from text_recognizer.data.paths import atomic_path
 from text_recognizer.data.sampler import ResumableLoader, WidthBucketSampler, content_widths
 from text_recognizer.data.transforms import EvalTransform, ImageStem, crop_to_content
+from text_recognizer.io import atomic_path
 from text_recognizer.tokenizer import Tokenizer
 
 
