@@ -24,7 +24,7 @@ from text_recognizer import cli
 from text_recognizer.data.synthetic_lines import SyntheticLines
 from text_recognizer.decode import greedy_decode
 from text_recognizer.inference import CheckpointError, TextRecognizer
-from text_recognizer.inference.spec import CHECKPOINT_KEY
+from text_recognizer.spec import CHECKPOINT_KEY
 from text_recognizer.tokenizer import Tokenizer
 
 run_cli = functools.partial(helpers.run_cli, main=cli.main)
@@ -293,7 +293,7 @@ def test_evaluate_on_another_datamodule_checks_the_tokenizer(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from text_recognizer.data import cli as data_cli
+    from text_recognizer.data import registry
 
     class FewerCharacters(SyntheticLines):
         def __init__(self) -> None:
@@ -301,7 +301,7 @@ def test_evaluate_on_another_datamodule_checks_the_tokenizer(
             self.tokenizer = Tokenizer(self.tokenizer.charset.replace("?", ""))
 
     monkeypatch.setattr(
-        data_cli, "DATASETS", {"synthetic_lines": lambda: tiny_lines, "odd": FewerCharacters}
+        registry, "DATASETS", {"synthetic_lines": lambda: tiny_lines, "odd": FewerCharacters}
     )
     ckpt = str(tiny_checkpoint.checkpoint)
     code, stdout, err = run_cli(

@@ -20,8 +20,8 @@ from text_recognizer.data.synthetic.fonts import load_fonts
 from text_recognizer.data.synthetic.render import Augmentation, render_line
 from text_recognizer.data.synthetic_lines import SyntheticLines
 from text_recognizer.decode import greedy_decode
-from text_recognizer.inference.spec import InferenceSpec
 from text_recognizer.model.lit_transformer import LitTransformer
+from text_recognizer.spec import InferenceSpec
 
 TEXTS = ["Hello world", "cat 42", "Quick fox?", "zebra", "Mind the gap.", "7 up"]
 NETWORK: dict[str, Any] = {

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from torch import nn
 
 from text_recognizer.data.transforms import EvalTransform
-from text_recognizer.inference.errors import CheckpointError
+from text_recognizer.errors import CheckpointError
 from text_recognizer.metadata.charset import SPECIAL_TOKENS
 from text_recognizer.network.conv_transformer import ConvTransformer
 from text_recognizer.tokenizer import Tokenizer

@@ -13,9 +13,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
-from text_recognizer.data.paths import atomic_path
-from text_recognizer.inference.spec import InferenceSpec
-from text_recognizer.model.errors import ConfigError, TrainingError
+from text_recognizer.errors import ConfigError, TextRecognizerError
+from text_recognizer.io import atomic_path
+from text_recognizer.spec import InferenceSpec
 
 
 def build(
@@ -51,16 +51,28 @@ def build(
 
 
 def _instantiate(key: str, node: DictConfig, **kwargs: Any) -> Any:
-    """A value the constructor rejects stops the run in one line naming its config group."""
+    """A value the constructor rejects, or a key it does not take, stops the run in one line
+    naming its config group; any other error inside a constructor is a bug, and shows as one."""
     try:
         return instantiate(node, **kwargs)
     except InstantiationException as error:
         cause = error.__cause__
-        if isinstance(cause, TrainingError | OSError):
+        if isinstance(cause, TextRecognizerError | OSError):
             raise cause from None
-        if isinstance(cause, ValueError | TypeError | MisconfigurationException):
+        if isinstance(cause, ValueError | MisconfigurationException) or (
+            isinstance(cause, TypeError) and _raised_by_the_call(cause)
+        ):
             raise ConfigError(f"{key}: {cause}") from None
         raise
+
+
+def _raised_by_the_call(error: TypeError) -> bool:
+    """True if the TypeError came from calling the target with arguments it does not take (an
+    unknown or missing key): then its traceback ends in Hydra's call, not inside the target."""
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and "hydra" in Path(tb.tb_frame.f_code.co_filename).parts
 
 
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:

@@ -31,11 +31,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from text_recognizer.data.paths import atomic_path
 from text_recognizer.data.transforms import EvalTransform
 from text_recognizer.decode import LoopSetup, chooser, greedy_loop
-from text_recognizer.inference.errors import CheckpointError
+from text_recognizer.errors import CheckpointError
 from text_recognizer.inference.recognizer import Recognizer, TextRecognizer
+from text_recognizer.io import atomic_path
 from text_recognizer.metadata.charset import SPECIAL_TOKENS
 from text_recognizer.network.conv_transformer import ConvTransformer
 from text_recognizer.network.transformer.attention import CrossAttention, SelfAttention

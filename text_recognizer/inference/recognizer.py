@@ -20,11 +20,11 @@ from torch import Tensor
 
 from text_recognizer.data.transforms import EvalTransform
 from text_recognizer.decode import greedy_decode
+from text_recognizer.errors import InferenceError
 from text_recognizer.inference.checkpoint import load_checkpoint
-from text_recognizer.inference.errors import InferenceError
 from text_recognizer.inference.images import ImageInput, read_image
-from text_recognizer.inference.spec import InferenceSpec
 from text_recognizer.network.conv_transformer import ConvTransformer
+from text_recognizer.spec import InferenceSpec
 from text_recognizer.tokenizer import Tokenizer
 
 

@@ -11,10 +11,11 @@ import torch.nn.functional as F  # noqa: N812
 from torch import Tensor
 
 from text_recognizer.decode import greedy_decode
-from text_recognizer.inference.spec import CHECKPOINT_KEY, InferenceSpec
-from text_recognizer.model.errors import ConfigError, NonFiniteLossError, naming_the_batch
+from text_recognizer.errors import ConfigError
+from text_recognizer.model.errors import NonFiniteLossError, naming_the_batch
 from text_recognizer.model.metrics import error_rates
 from text_recognizer.network.conv_transformer import ConvTransformer
+from text_recognizer.spec import CHECKPOINT_KEY, InferenceSpec
 from text_recognizer.tokenizer import Tokenizer
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
