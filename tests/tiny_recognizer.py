@@ -26,8 +26,6 @@ from text_recognizer.spec import InferenceSpec
 TEXTS = ["Hello world", "cat 42", "Quick fox?", "zebra", "Mind the gap.", "7 up"]
 NETWORK: dict[str, Any] = {
     "_target_": "text_recognizer.network.conv_transformer.ConvTransformer",
-    "encoder_dim": 32,
-    "decoder_dim": 32,
     "num_tokens": 83,
     "pad_index": 0,
     "start_index": 1,

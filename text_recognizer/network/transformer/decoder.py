@@ -29,6 +29,7 @@ class Decoder(nn.Module):
         absolute_positions: bool = False,
     ) -> None:
         super().__init__()
+        self.dim = dim
         self.max_length = max_length
         self.token_emb = nn.Embedding(num_tokens, dim)
         # Rotary tells self-attention how far apart tokens are, but cross-attention queries also
