@@ -69,6 +69,9 @@ def test_download_generate_info_end_to_end(
     assert [line.split(":")[0] for line in out.splitlines() if ": built " in line] == names
     code, out, _ = run_cli(capsys, "generate", *names)
     assert out.count("present, skipped") == len(names)
+    # The extended paragraphs are the real and the synthetic ones: both built already.
+    code, out, err = run_cli(capsys, "generate", "iam_extended_paragraphs")
+    assert code == 0 and out.startswith("iam_extended_paragraphs: present, skipped"), err
     grid = tmp_path / "grid.png"
     code, out, err = run_cli(capsys, "info", "iam_extended_paragraphs", "--grid", str(grid))
     assert code == 0, err

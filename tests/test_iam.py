@@ -1,13 +1,15 @@
 """IAM end to end on a small archive in the real layout: download, unpack, parse, split, process,
 batches for lines and paragraphs (real, synthetic, extended), and one step through networks."""
 
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from fake_archives import IAM_FORMS, make_iam_zip, serve, sha256, write_metadata
+from fake_archives import IAM_FORMS, draw_form, make_iam_zip, serve, sha256, write_metadata
+from helpers import run_cli, run_main
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -22,6 +24,7 @@ from text_recognizer.data.iam_paragraphs import (
 from text_recognizer.data.paths import DATA_DIR_ENV
 from text_recognizer.data.processed import DoesNotFitError
 from text_recognizer.data.transforms import ImageStem
+from text_recognizer.errors import DataError
 from text_recognizer.inference import TextRecognizer
 from text_recognizer.inference.images import read_image
 from text_recognizer.metadata.iam import PARAGRAPH_SCALE
@@ -252,3 +255,71 @@ def test_a_damaged_archive_is_removed_not_unpacked(iam_root: Path, data_root: Pa
     with pytest.raises(ValueError, match="expected"):
         IAMLines().prepare_data()
     assert not copy.exists() and not (data_root / "downloaded" / "iam" / "extracted").exists()
+
+
+def damaged_archive(data_root: Path, drop: tuple[str, ...] = (), cut: tuple[str, ...] = ()) -> Path:
+    """The small archive, downloaded into `data_root`, without the members `drop` names and with
+    those `cut` names truncated to half: an archive as a broken download or copy leaves it."""
+    whole = make_iam_zip(data_root.parent / "whole.zip")
+    archive = data_root / "downloaded" / "iam" / "iamdb.zip"
+    archive.parent.mkdir(parents=True)
+    with zipfile.ZipFile(whole) as source, zipfile.ZipFile(archive, "w") as target:
+        for info in source.infolist():
+            data = source.read(info)
+            if info.filename not in drop:
+                target.writestr(info, data[: len(data) // 2] if info.filename in cut else data)
+    write_metadata(data_root, "iam", "https://example.com/iamdb.zip", sha256(archive))
+    return archive
+
+
+@pytest.mark.parametrize("escaped", ["&quot;", "&amp;quot;"])
+def test_quotes_are_read_in_both_of_the_archives_escapes(tmp_path: Path, escaped: str) -> None:
+    """Real IAM files escape the quote twice in `text` attributes (`&amp;quot;`)."""
+    _, xml = draw_form(IAM_FORMS[0], 0)
+    path = tmp_path / "a01-000u.xml"
+    path.write_text(xml.replace("&quot;", escaped), encoding="latin-1")
+    form = parse_form(path)
+    assert form.lines[1].text == 'from "nominating" any more'
+
+
+def test_a_label_still_holding_an_entity_is_refused_naming_it(tmp_path: Path) -> None:
+    _, xml = draw_form(IAM_FORMS[0], 0)
+    path = tmp_path / "a01-000u.xml"
+    path.write_text(xml.replace("&quot;", "&amp;lt;", 1), encoding="latin-1")
+    with pytest.raises(DataError) as error:
+        parse_form(path)
+    assert str(error.value) == (
+        f"{path}, line a01-000u-01: the text 'from &lt;nominating\" any more' holds the "
+        "entity '&lt;'"
+    )
+
+
+def test_a_listed_form_without_its_xml_fails_counting_what_is_missing(
+    data_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    damaged_archive(data_root, drop=("iamdb/xml/c03-000.xml",))
+    code, _, err = run_cli(capsys, "generate", "iam_lines")
+    assert code == 1 and err.count("\n") == 1
+    assert err.startswith("error: 1 of the 7 forms the split files in ")
+    assert err.rstrip().endswith("(e.g. c03-000): the IAM archive is incomplete")
+
+
+@pytest.mark.parametrize("name", ["iam_lines", "iam_paragraphs"])
+def test_a_missing_form_image_is_named_alike_on_both_paths(
+    data_root: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    damaged_archive(data_root, drop=("iamdb/forms/b02-010.jpg",))
+    code, _, err = run_cli(capsys, "generate", name)
+    (line,) = [line for line in err.splitlines() if line.startswith("error:")]  # tqdm aside
+    assert code == 1 and line.endswith(
+        "forms/b02-010.jpg is missing: the IAM archive is incomplete"
+    )
+
+
+@pytest.mark.slow
+def test_a_truncated_xml_stops_training_in_one_line(data_root: Path, tmp_path: Path) -> None:
+    damaged_archive(data_root, cut=("iamdb/xml/d04-000.xml",))
+    result = run_main(data_root, "+experiment=conv_transformer_lines", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert line.startswith("error: ") and "d04-000.xml: refused to parse (ParseError" in line
