@@ -2,9 +2,9 @@
 batches, and `greedy_decode` on the kv cache.
 
 Input convention: grayscale (colour is converted), dark ink on light paper, any size. Each image
-is resized and padded by the same stem the model's datamodule applies in validation (to its
-height, keeping the aspect ratio; squeezed if too wide; padded with paper), and line batches
-are cropped to their widest content exactly as validation batches are.
+is scaled and padded by the same stem the model's datamodule applies in validation (uniformly,
+by the resize rule the checkpoint records: lines to the height, pages only shrunk; padded with
+paper), and line batches are cropped to their widest content exactly as validation batches are.
 """
 
 from __future__ import annotations

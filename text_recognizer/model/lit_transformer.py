@@ -26,7 +26,8 @@ class LitTransformer(pl.LightningModule):
     """Cross-entropy on the next token (padding ignored), plus an optional CTC loss on the encoder.
 
     The CTC term aligns image columns with characters early in training, which the attention
-    decoder alone finds slowly; it is a training aid only, decoding always uses the decoder.
+    decoder alone finds slowly. Decoding is the decoder's, on the kv cache; a network with
+    `ctc_decode_weight` lets the CTC head share each greedy choice (`text_recognizer.ctc_prefix`).
     `inference`, if given, is saved in every checkpoint so that it loads for inference alone.
     """
 

@@ -52,9 +52,9 @@ class Decoder(nn.Module):
         return self._logits(tokens, memory, None)
 
     def step(self, tokens: Tensor, pos: int | Tensor) -> Tensor:
-        """Logits for `tokens` (b, t) at positions pos..pos+t-1; earlier ones are in the cache.
-
-        `pos` is an int when decoding in Python, a 0-d tensor in an exported step."""
+        """Logits (b, 1, num_tokens) for one new token per row, `tokens` (b, 1), at position
+        `pos`; earlier ones are in the cache. `pos` is an int when decoding in Python, a 0-d
+        tensor in an exported step."""
         return self._logits(tokens, None, pos)
 
     def _logits(self, tokens: Tensor, memory: Tensor | None, pos: int | Tensor | None) -> Tensor:
