@@ -138,7 +138,12 @@ def test_export_from_the_command_line(
     assert (
         manifest["tokenizer"]["charset"] == TextRecognizer.from_checkpoint(ckpt).tokenizer.charset
     )
-    assert manifest["transform"] == {"height": 32, "width": 640, "crop_width": True}
+    assert manifest["transform"] == {
+        "height": 32,
+        "width": 640,
+        "crop_width": True,
+        "resize": "height",
+    }
     assert manifest["max_length"] == 24 and manifest["cache"]["layers"] == 2
     assert sorted(p.name for p in out.iterdir()) == ["decoder_step.pt", "encoder.pt", "model.json"]
 

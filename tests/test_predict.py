@@ -379,7 +379,12 @@ def test_a_checkpoint_written_by_main_py_predicts_with_the_api_and_the_console_s
     recognizer = TextRecognizer.from_checkpoint(best, max_length=8)
     assert recognizer.spec.datamodule is not None
     assert recognizer.spec.datamodule["test_size"] == 8
-    assert recognizer.transform.params() == {"height": 32, "width": 640, "crop_width": True}
+    assert recognizer.transform.params() == {
+        "height": 32,
+        "width": 640,
+        "crop_width": True,
+        "resize": "height",
+    }
     image = save_pngs(tmp_path, render(["anything"]))[0]
     text = recognizer.predict(image)
     result = subprocess.run(
