@@ -38,12 +38,12 @@ OmegaConf.register_new_resolver("resume_subdir", resume_subdir, replace=True)
 
 @hydra.main(version_base="1.3", config_path="training/conf", config_name="config")
 def main(cfg: DictConfig) -> None:
-    from text_recognizer.model.errors import TrainingError
+    from text_recognizer.errors import REPORTED
     from training.run import run
 
     try:
         run(cfg, Path(HydraConfig.get().runtime.output_dir))
-    except (TrainingError, FileNotFoundError, NotADirectoryError, PermissionError) as error:
+    except REPORTED as error:
         logging.getLogger(__name__).debug("run failed", exc_info=True)
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)

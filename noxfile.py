@@ -16,6 +16,7 @@ SOURCES = ["text_recognizer", "training", "tests", "benchmarks", "main.py", "nox
 def lint(session: nox.Session) -> None:
     session.run("ruff", "check", *SOURCES)
     session.run("ruff", "format", "--check", *SOURCES)
+    session.run("lint-imports")
 
 
 @nox.session(venv_backend="none")

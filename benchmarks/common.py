@@ -13,22 +13,36 @@ from typing import Any
 
 import torch
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from text_recognizer.network import ConvTransformer
+from text_recognizer.tokenizer import Tokenizer
+from training.run import network_config
 
+ROOT = Path(__file__).parents[1]
 RESULTS = Path(__file__).parent / "results"
-NETWORKS = Path(__file__).parents[1] / "training" / "conf" / "network"
+NETWORKS = ROOT / "training" / "conf" / "network"
 
-# The networks the experiments train, with the input each reads.
-PARAGRAPH: dict[str, Any] = {"config": "conv_transformer_paragraphs", "image": (1, 576, 640)}
-LINES: dict[str, Any] = {"config": "conv_transformer_lines", "image": (1, 32, 640)}
+# The networks the experiments train, with the input each reads and its datamodule's output
+# length.
+PARAGRAPH: dict[str, Any] = {
+    "config": "conv_transformer_paragraphs",
+    "image": (1, 576, 640),
+    "max_output_length": 682,
+}
+LINES: dict[str, Any] = {
+    "config": "conv_transformer_lines",
+    "image": (1, 32, 640),
+    "max_output_length": 82,
+}
 
 
 def build(config: dict[str, Any]) -> ConvTransformer:
     """The network as `training/conf/network/<config>.yaml` defines it, seeded."""
     torch.manual_seed(0)
-    network = instantiate(OmegaConf.load(NETWORKS / f"{config['config']}.yaml"))
+    node = OmegaConf.load(NETWORKS / f"{config['config']}.yaml")
+    assert isinstance(node, DictConfig)
+    network = instantiate(network_config(node, Tokenizer(), config["max_output_length"]))
     assert isinstance(network, ConvTransformer)
     return network
 

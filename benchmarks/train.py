@@ -1,16 +1,16 @@
-"""Training throughput: samples/s of a full step (forward, backward, AdamW) per network,
-fp32 and bf16 autocast side by side. Labels are full length, the worst case per batch."""
+"""Training throughput: samples/s of a full step (LitTransformer's own loss, backward, AdamW) per
+network, fp32 and bf16 autocast side by side. Labels are full length, the worst case per batch."""
 
 import functools
 from typing import Any
 
 import torch
-import torch.nn.functional as F  # noqa: N812
-from torch import Tensor
+from omegaconf import OmegaConf
 
 from benchmarks.common import (
     LINES,
     PARAGRAPH,
+    ROOT,
     best_of,
     build,
     machine,
@@ -18,27 +18,16 @@ from benchmarks.common import (
     print_table,
     write,
 )
-from text_recognizer.network import ConvTransformer
+from text_recognizer.model.lit_transformer import LitTransformer
 
-
-def loss(network: ConvTransformer, images: Tensor, targets: Tensor) -> Tensor:
-    """Teacher-forced cross-entropy, plus CTC (pad as blank) when the network has the head."""
-    output = network(images, targets[:, :-1])
-    total = F.cross_entropy(
-        output.logits.float().transpose(1, 2), targets[:, 1:], ignore_index=network.pad_index
-    )
-    if output.ctc_logits is None:
-        return total
-    log_probs = output.ctc_logits.float().log_softmax(-1).transpose(0, 1)
-    labels = targets[:, 1:-1]
-    steps = torch.full((len(targets),), log_probs.shape[0])
-    lengths = torch.full((len(targets),), labels.shape[1])
-    return total + F.ctc_loss(log_probs, labels, steps, lengths, blank=network.pad_index)
+# The loss the experiments train with: the model config's CTC weight.
+CTC_WEIGHT = OmegaConf.load(ROOT / "training/conf/model/lit_transformer.yaml").ctc_weight
 
 
 def throughput(config: dict[str, Any], batch: int, repeats: int) -> dict[str, Any]:
     """Best samples/s per precision over 1 and 2 threads (on a shared machine 1 can win)."""
     network = build(config).train()
+    model = LitTransformer(network, torch.optim.AdamW, ctc_weight=CTC_WEIGHT)
     optimizer = torch.optim.AdamW(network.parameters(), lr=1e-4)
     images = torch.randn(batch, *config["image"])
     length = network.max_output_length
@@ -47,7 +36,7 @@ def throughput(config: dict[str, Any], batch: int, repeats: int) -> dict[str, An
 
     def step(name: str) -> None:
         with precision(name):
-            value = loss(network, images, targets)
+            value = model._losses(images, targets)["loss"]
         optimizer.zero_grad(set_to_none=True)
         value.backward()
         optimizer.step()

@@ -10,19 +10,11 @@ from typing import TYPE_CHECKING
 import pytest
 from helpers import SINGLE, run_main
 
-from text_recognizer.data import cli
+from text_recognizer.data import registry
 from text_recognizer.data.base import BaseDataModule
-from text_recognizer.data.emnist import EMNIST
-from text_recognizer.data.emnist_lines import EMNISTLines
-from text_recognizer.data.iam_lines import IAMLines
-from text_recognizer.data.iam_paragraphs import (
-    IAMExtendedParagraphs,
-    IAMParagraphs,
-    IAMSyntheticParagraphs,
-)
 from text_recognizer.data.paths import DATA_DIR_ENV
+from text_recognizer.data.registry import DATASETS
 from text_recognizer.data.synthetic_lines import SyntheticLines
-from text_recognizer.data.synthetic_paragraphs import SyntheticParagraphs
 
 if TYPE_CHECKING:
     from tiny_recognizer import Tiny
@@ -31,16 +23,15 @@ if TYPE_CHECKING:
 TINY_LINES = {"train_size": 48, "val_size": 16, "test_size": 16}
 LINES = {f"line_{split}": size for split, size in TINY_LINES.items()}
 # The registry with tiny sizes, so a whole `generate` takes seconds.
+TINY_SIZES: dict[str, dict[str, int]] = {
+    "synthetic_lines": TINY_LINES,
+    "synthetic_paragraphs": {"train_size": 5, "val_size": 2, "test_size": 2, **LINES},
+    "emnist_lines": {"train_size": 8, "val_size": 4, "test_size": 4},
+    "iam_synthetic_paragraphs": {"synthetic_size": 6},
+    "iam_extended_paragraphs": {"synthetic_size": 6},
+}
 TINY_DATASETS: dict[str, Callable[[], BaseDataModule]] = {
-    "synthetic_lines": functools.partial(SyntheticLines, **TINY_LINES),
-    "synthetic_paragraphs": functools.partial(
-        SyntheticParagraphs, train_size=5, val_size=2, test_size=2, **LINES
-    ),
-    "emnist": EMNIST,
-    "emnist_lines": functools.partial(EMNISTLines, train_size=8, val_size=4, test_size=4),
-    "iam_lines": IAMLines,
-    "iam_paragraphs": IAMParagraphs,
-    "iam_synthetic_paragraphs": functools.partial(IAMSyntheticParagraphs, synthetic_size=6),
+    name: functools.partial(DATASETS[name], **TINY_SIZES.get(name, {})) for name in DATASETS
 }
 
 
@@ -77,9 +68,7 @@ def reference_run(shared_data_root: Path, tmp_path_factory: pytest.TempPathFacto
 
 @pytest.fixture
 def tiny_registry(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli, "DATASETS", TINY_DATASETS)
-    extended = functools.partial(IAMExtendedParagraphs, synthetic_size=6)
-    monkeypatch.setattr(cli, "INFO_ONLY", {"iam_extended_paragraphs": extended})
+    monkeypatch.setattr(registry, "DATASETS", TINY_DATASETS)
 
 
 @pytest.fixture(scope="session")

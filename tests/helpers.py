@@ -64,7 +64,7 @@ def tiny_model(ctc_weight: float = 0.5) -> LitTransformer:
     tokens = len(Tokenizer())
     decoder = Decoder(tokens, dim=16, depth=1, heads=2, dim_head=8, max_length=12)
     network = ConvTransformer(
-        encoder, decoder, 16, 16, tokens, 0, 1, 2, max_output_length=12, ctc_head=True
+        encoder, decoder, tokens, 0, 1, 2, max_output_length=12, ctc_head=True
     )
     return LitTransformer(network, partial(torch.optim.AdamW, lr=1e-3), ctc_weight=ctc_weight)
 

@@ -36,8 +36,9 @@ def test_a_write_cut_short_keeps_the_previous_checkpoint(
     with pytest.raises(KeyboardInterrupt):
         io.save_checkpoint(checkpoint(2), path)
     assert io.load_checkpoint(path)["global_step"] == 1
-    assert (path.parent / ".last.ckpt.tmp").exists()
+    assert not list(path.parent.glob(".last.ckpt.*.tmp"))  # an error cleans up after itself
     monkeypatch.setattr(torch, "save", real_save)
+    (path.parent / ".last.ckpt.k1ll3d.tmp").write_bytes(b"what a kill leaves")
     io.save_checkpoint(checkpoint(3), path)
     assert io.load_checkpoint(path)["global_step"] == 3
     assert sorted(p.name for p in path.parent.iterdir()) == ["last.ckpt"]

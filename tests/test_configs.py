@@ -1,15 +1,18 @@
-"""Every config composes, and the pieces it names can be built."""
+"""Every config composes, and every experiment builds with every debug config."""
 
-import inspect
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 from helpers import compose_with
-from hydra.utils import get_object, instantiate
-from omegaconf import DictConfig, OmegaConf
+from hydra.utils import get_object
+from omegaconf import OmegaConf
 
-from text_recognizer.data.synthetic_lines import SyntheticLines
-from text_recognizer.tokenizer import Tokenizer
+from text_recognizer.data.base import BaseDataModule
+from text_recognizer.errors import ConfigError
+from text_recognizer.model.lit_transformer import LitTransformer
+from text_recognizer.network import ConvTransformer
+from training.run import build
 
 CONF = Path(__file__).parents[1] / "training" / "conf"
 GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir())
@@ -20,9 +23,11 @@ def options(group: str) -> list[str]:
 
 
 def targets(node: object) -> list[str]:
-    if isinstance(node, DictConfig):
+    if isinstance(node, dict):
         found = [str(node["_target_"])] if "_target_" in node else []
-        return found + [t for key in node for t in targets(node[key])]
+        return found + [t for value in node.values() for t in targets(value)]
+    if isinstance(node, list):
+        return [t for value in node for t in targets(value)]
     return []
 
 
@@ -35,32 +40,62 @@ def targets(node: object) -> list[str]:
 def test_every_config_composes_and_names_importable_targets(override: str) -> None:
     cfg = compose_with(override)
     cfg = OmegaConf.masked_copy(cfg, [str(k) for k in cfg if k != "hydra"])
-    OmegaConf.resolve(cfg)
-    for target in targets(cfg):
+    for target in targets(OmegaConf.to_container(cfg)):
         assert callable(get_object(target)), target
 
 
 @pytest.mark.parametrize("experiment", options("experiment"))
 @pytest.mark.parametrize("debug", options("debug"))
-def test_every_experiment_composes_with_every_debug_config(experiment: str, debug: str) -> None:
-    cfg = compose_with(f"+experiment={experiment}", f"+debug={debug}")
-    assert cfg.trainer and cfg.datamodule and cfg.network
+def test_every_experiment_builds_with_every_debug_config(
+    experiment: str, debug: str, tmp_path: Path
+) -> None:
+    """Datamodule, network, model and Trainer, as `main.py` builds them, without fitting."""
+    cfg = compose_with(f"+experiment={experiment}", f"+debug={debug}", run_dir=tmp_path)
+    datamodule, model, trainer = build(cfg, tmp_path)
+    assert isinstance(datamodule, BaseDataModule) and isinstance(trainer, pl.Trainer)
+    assert isinstance(model, LitTransformer) and isinstance(model.network, ConvTransformer)
+    network = model.network
+    assert network.num_tokens == len(datamodule.tokenizer)
+    assert network.max_output_length == datamodule.max_output_length
+    assert network.decoder.max_length == datamodule.max_output_length
+    assert model.inference is not None
+    assert model.inference.transform == datamodule.eval_transform.params()
+    debug_cfg = OmegaConf.load(CONF / "debug" / f"{debug}.yaml").trainer
+    if debug_cfg.get("fast_dev_run"):
+        assert trainer.fast_dev_run
+    if debug_cfg.get("overfit_batches"):
+        assert trainer.overfit_batches == debug_cfg.overfit_batches
+    if debug_cfg.get("limit_train_batches"):
+        assert trainer.limit_train_batches == debug_cfg.limit_train_batches
 
 
-@pytest.mark.parametrize("network", options("network"))
-def test_every_network_builds_with_the_tokenizer_vocabulary(network: str) -> None:
-    cfg = compose_with(f"network={network}").network
-    built = instantiate(cfg)
-    assert cfg.num_tokens == len(Tokenizer())
-    assert built.num_tokens == len(Tokenizer())
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("limit_train_batches", 4),
+        ("limit_val_batches", 2),
+        ("limit_test_batches", 2),
+        ("limit_predict_batches", 2),
+        ("fast_dev_run", True),
+        ("val_check_interval", 0.5),
+        ("log_every_n_steps", 1),
+        ("num_sanity_val_steps", 2),
+        ("overfit_batches", 1),
+        ("gradient_clip_val", 0.5),
+        ("accumulate_grad_batches", 4),
+        ("precision", "32-true"),
+        ("deterministic", True),
+    ],
+)
+def test_everyday_trainer_arguments_override_without_a_plus(key: str, value: object) -> None:
+    assert compose_with(f"trainer.{key}={value}").trainer[key] == value
 
 
-def test_default_datamodule_config_is_what_make_generate_renders() -> None:
-    """`make generate` builds SyntheticLines() with its defaults; `make train` must read that."""
-    cfg = compose_with().datamodule
-    defaults = inspect.signature(SyntheticLines).parameters
-    for key, value in cfg.items():
-        if key in ("_target_", "batch_size", "num_workers"):
-            continue
-        default = defaults[str(key)].default
-        assert list(value) == list(default or []) if isinstance(value, list) else value == default
+def test_a_network_value_the_datamodule_decides_is_refused_if_it_disagrees(
+    tmp_path: Path,
+) -> None:
+    cfg = compose_with("+network.num_tokens=90", run_dir=tmp_path)
+    with pytest.raises(
+        ConfigError, match=r"network\.num_tokens is 90, but the datamodule gives 83"
+    ):
+        build(cfg, tmp_path)

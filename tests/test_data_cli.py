@@ -1,25 +1,17 @@
 """`text-recognizer-data download | generate | info` as `make download && make generate` runs
 them, against a loopback server, plus the experiments that read real data."""
 
-import inspect
 from pathlib import Path
 
 import pytest
 from conftest import LINES
 from fake_archives import closed_port, make_emnist_zip, make_iam_zip, serve, sha256, write_metadata
-from helpers import ROOT, run_cli, run_main
-from omegaconf import OmegaConf
+from helpers import ROOT, compose_with, run_cli, run_main
+from hydra.utils import instantiate
 
-from text_recognizer.data.emnist import EMNIST
-from text_recognizer.data.emnist_lines import EMNISTLines
-from text_recognizer.data.iam_lines import IAMLines
-from text_recognizer.data.iam_paragraphs import (
-    IAMExtendedParagraphs,
-    IAMParagraphs,
-    IAMSyntheticParagraphs,
-)
+from text_recognizer.data import cli as data_cli
+from text_recognizer.data import registry
 from text_recognizer.data.paths import DATA_DIR_ENV
-from text_recognizer.data.synthetic_paragraphs import SyntheticParagraphs
 
 CONF = ROOT / "training" / "conf"
 
@@ -77,6 +69,9 @@ def test_download_generate_info_end_to_end(
     assert [line.split(":")[0] for line in out.splitlines() if ": built " in line] == names
     code, out, _ = run_cli(capsys, "generate", *names)
     assert out.count("present, skipped") == len(names)
+    # The extended paragraphs are the real and the synthetic ones: both built already.
+    code, out, err = run_cli(capsys, "generate", "iam_extended_paragraphs")
+    assert code == 0 and out.startswith("iam_extended_paragraphs: present, skipped"), err
     grid = tmp_path / "grid.png"
     code, out, err = run_cli(capsys, "info", "iam_extended_paragraphs", "--grid", str(grid))
     assert code == 0, err
@@ -88,27 +83,13 @@ def test_unknown_names_are_rejected(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 2 and "unknown dataset mnist" in err
 
 
-@pytest.mark.parametrize(
-    ("config", "cls"),
-    [
-        ("iam_lines", IAMLines),
-        ("iam_paragraphs", IAMParagraphs),
-        ("iam_synthetic_paragraphs", IAMSyntheticParagraphs),
-        ("iam_extended_paragraphs", IAMExtendedParagraphs),
-        ("emnist", EMNIST),
-        ("emnist_lines", EMNISTLines),
-        ("synthetic_paragraphs", SyntheticParagraphs),
-    ],
-)
-def test_datamodule_configs_are_what_make_generate_builds(config: str, cls: type) -> None:
-    """`make generate` builds each class with its defaults; training must read those files."""
-    values = OmegaConf.to_container(OmegaConf.load(CONF / "datamodule" / f"{config}.yaml"))
-    assert isinstance(values, dict)
-    assert values.pop("_target_") == f"{cls.__module__}.{cls.__name__}"
-    defaults = inspect.signature(cls).parameters
-    for key, value in values.items():
-        if key not in ("batch_size", "num_workers"):
-            assert value == defaults[str(key)].default, key
+@pytest.mark.parametrize("name", list(registry.CLASSES))
+def test_generate_builds_the_files_training_reads(name: str, tmp_path: Path) -> None:
+    """Both build the datamodule from its training yaml: the same files, with nothing to sync."""
+    composed = instantiate(compose_with(f"datamodule={name}", run_dir=tmp_path).datamodule)
+    built = registry.DATASETS[name]()
+    assert type(built) is type(composed) is registry.CLASSES[name]
+    assert data_cli._paths(built) == data_cli._paths(composed) != []
 
 
 @pytest.mark.slow

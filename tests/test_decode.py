@@ -54,8 +54,6 @@ def _network(
     network = ConvTransformer(
         encoder,
         decoder,
-        32,
-        32,
         NUM_TOKENS,
         PAD,
         START,
@@ -174,6 +172,21 @@ def test_memory_is_one_row_per_feature_position() -> None:
     assert network.encode(torch.randn(2, *IMAGES["paragraph"])).shape == (2, 4 * 16, 32)
 
 
+class Features(nn.Identity):
+    """An encoder that passes 32-channel features through."""
+
+    out_dim = 32
+
+
+def test_the_memory_width_is_read_off_the_encoder_and_decoder() -> None:
+    decoder = Decoder(NUM_TOKENS, 48, 1, 4, 8, max_length=8)
+    network = ConvTransformer(Features(), decoder, NUM_TOKENS, PAD, START, END, 8, ctc_head=True)
+    assert network.to_memory.in_features == 32 and network.to_memory.out_features == 48
+    assert network.ctc_head is not None and network.ctc_head.in_features == 32
+    with pytest.raises(ValueError, match=r"the encoder \(Identity\) has no out_dim"):
+        ConvTransformer(nn.Identity(), decoder, NUM_TOKENS, PAD, START, END, 8)
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
@@ -187,7 +200,7 @@ def test_inconsistent_options_are_refused(options: dict[str, Any], message: str)
     decoder = Decoder(NUM_TOKENS, 32, 1, 4, 8, max_length=8)
     arguments = {"max_output_length": 8, **options}
     with pytest.raises(ValueError, match=message):
-        ConvTransformer(nn.Identity(), decoder, 32, 32, NUM_TOKENS, PAD, START, END, **arguments)
+        ConvTransformer(Features(), decoder, NUM_TOKENS, PAD, START, END, **arguments)
 
 
 def test_tiny_network_overfits_one_batch() -> None:

@@ -109,6 +109,20 @@ def test_predict_with_an_exported_model_prints_what_the_checkpoint_prints(
     assert outputs[0].splitlines()[0] == f"{tmp_path / '0.png'}\t{TEXTS[0]}"
 
 
+def test_an_export_of_format_1_still_reads_as_it_did(
+    tiny_checkpoint: Tiny, exported: Exported, tmp_path: Path
+) -> None:
+    """Format 1 manifests had no resize rule; their images are read by the lines' rule."""
+    folder = tmp_path / "v1"
+    shutil.copytree(exported.folder, folder)
+    manifest = json.loads((folder / "model.json").read_text())
+    assert manifest["format_version"] == 2 and manifest["transform"].pop("resize") == "height"
+    (folder / "model.json").write_text(json.dumps({**manifest, "format_version": 1}))
+    old, new = ExportedRecognizer(folder), ExportedRecognizer(exported.folder)
+    assert old.transform.params() == new.transform.params()
+    assert old.predict_batch(images(tiny_checkpoint)) == new.predict_batch(images(tiny_checkpoint))
+
+
 def test_export_from_the_command_line(
     tiny_checkpoint: Tiny, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -124,7 +138,12 @@ def test_export_from_the_command_line(
     assert (
         manifest["tokenizer"]["charset"] == TextRecognizer.from_checkpoint(ckpt).tokenizer.charset
     )
-    assert manifest["transform"] == {"height": 32, "width": 640, "crop_width": True}
+    assert manifest["transform"] == {
+        "height": 32,
+        "width": 640,
+        "crop_width": True,
+        "resize": "height",
+    }
     assert manifest["max_length"] == 24 and manifest["cache"]["layers"] == 2
     assert sorted(p.name for p in out.iterdir()) == ["decoder_step.pt", "encoder.pt", "model.json"]
 

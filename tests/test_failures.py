@@ -8,9 +8,12 @@ import pytorch_lightning as pl
 import torch
 from conftest import TINY_LINES
 from helpers import compose_with, load_checkpoint, run_main, tiny_model
+from hydra.errors import InstantiationException
 
 from text_recognizer.data.paths import DATA_DIR_ENV
-from text_recognizer.model.errors import ConfigError, NonFiniteLossError, OutOfMemoryError
+from text_recognizer.data.synthetic_lines import SyntheticLines
+from text_recognizer.errors import ConfigError
+from text_recognizer.model.errors import NonFiniteLossError, OutOfMemoryError
 from text_recognizer.model.lit_transformer import LitTransformer
 from training.run import build
 
@@ -20,7 +23,7 @@ SHORT = [
     *(f"datamodule.{key}={value}" for key, value in TINY_LINES.items()),
     "datamodule.batch_size=4",
     "trainer.max_epochs=1",
-    "+trainer.limit_train_batches=4",
+    "trainer.limit_train_batches=4",
     "trainer.limit_val_batches=1",
     "+trainer.enable_progress_bar=false",
     "+trainer.enable_model_summary=false",
@@ -130,6 +133,19 @@ def test_a_value_the_run_cannot_use_is_named(tmp_path: Path, override: str, mess
     with pytest.raises(ConfigError) as error:
         build(compose_with(override, run_dir=tmp_path), tmp_path)
     assert str(error.value).startswith(message) and "\n" not in str(error.value)
+
+
+def test_a_type_error_inside_a_constructor_is_a_bug_not_a_bad_override(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(self: object, *args: object, **kwargs: object) -> None:
+        raise TypeError("unsupported operand type(s) for +: 'int' and 'str'")
+
+    monkeypatch.setattr(SyntheticLines, "__init__", broken)
+    with pytest.raises(InstantiationException) as error:
+        build(compose_with(run_dir=tmp_path), tmp_path)
+    assert not isinstance(error.value, ConfigError)
+    assert isinstance(error.value.__cause__, TypeError)
 
 
 @pytest.mark.parametrize(

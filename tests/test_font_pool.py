@@ -79,7 +79,7 @@ def _fake_npm(bin_dir: Path, tarballs: Path, code: int = 0) -> None:
         'dest=""; while [ $# -gt 0 ]; do case "$1" in\n'
         '  --pack-destination) dest="$2"; shift 2;;\n'
         "  --*) shift;;\n"
-        '  pack) shift;;\n'
+        "  pack) shift;;\n"
         '  *) spec="${1#@fontsource/}"; name="${spec%@*}"; version="${spec##*@}";\n'
         f'     cp "{tarballs}/fontsource-$name-$version.tgz" "$dest/"; shift;;\n'
         "esac; done\n"

@@ -1,14 +1,17 @@
 """IAM end to end on a small archive in the real layout: download, unpack, parse, split, process,
 batches for lines and paragraphs (real, synthetic, extended), and one step through networks."""
 
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
-from fake_archives import IAM_FORMS, make_iam_zip, serve, sha256, write_metadata
+from fake_archives import IAM_FORMS, draw_form, make_iam_zip, serve, sha256, write_metadata
+from helpers import run_cli, run_main
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from text_recognizer.data.download import download, load_metadata
 from text_recognizer.data.iam import IAM, SPLITS, Form, assign_splits, parse_form
@@ -20,8 +23,15 @@ from text_recognizer.data.iam_paragraphs import (
 )
 from text_recognizer.data.paths import DATA_DIR_ENV
 from text_recognizer.data.processed import DoesNotFitError
+from text_recognizer.data.transforms import ImageStem
+from text_recognizer.errors import DataError
+from text_recognizer.inference import TextRecognizer
+from text_recognizer.inference.images import read_image
+from text_recognizer.metadata.iam import PARAGRAPH_SCALE
 from text_recognizer.network import ConvNext, ConvTransformer, Decoder
+from text_recognizer.spec import InferenceSpec
 from text_recognizer.tokenizer import Tokenizer
+from training.run import network_config
 
 CONF = Path(__file__).parents[1] / "training" / "conf"
 EXPECTED_SPLIT = {
@@ -137,6 +147,33 @@ def test_iam_paragraphs_join_lines_with_newlines(iam_data: Path) -> None:
     assert images[:, :, 300:, 400:].max() < 0.2
 
 
+def test_a_raw_paragraph_crop_through_the_recognizers_transform_is_the_training_page(
+    iam_data: Path,
+) -> None:
+    """What `predict` feeds a paragraph model is what it was trained and validated on."""
+    datamodule = IAMParagraphs(augment=False)
+    datamodule.setup()
+    node = OmegaConf.load(CONF / "network" / "conv_transformer_paragraphs_small.yaml")
+    assert isinstance(node, DictConfig)
+    config = network_config(node, datamodule.tokenizer, datamodule.max_output_length)
+    network_dict = OmegaConf.to_container(config, resolve=True)
+    spec = InferenceSpec.of_run(network_dict, {}, datamodule)
+    spec = InferenceSpec.from_dict(spec.to_dict(), "checkpoint")  # as a checkpoint holds it
+    recognizer = TextRecognizer(instantiate(config), spec)
+    iam = IAM.load()
+    test_ids = [form.id for form in iam.forms_of("test") if form.box is not None]
+    assert test_ids and len(test_ids) == len(datamodule.data_test)
+    for index, form in enumerate(f for f in iam.forms_of("test") if f.id in test_ids):
+        assert form.box is not None
+        crop = iam.crop(form, iam.image(form), form.box, PARAGRAPH_SCALE)  # the user's image
+        fitted = recognizer.transform.stem.fit(read_image(crop))
+        assert np.array_equal(fitted, datamodule.data_test.images[index])
+        page, _ = datamodule.data_test[index]
+        assert torch.equal(recognizer.transform.batch([fitted])[0], page)
+        # The rule lines use scales this page up: the bug a paragraph model used to meet.
+        assert not np.array_equal(ImageStem(576, 640, "height").fit(crop), fitted)
+
+
 def test_configured_dims_too_small_for_the_largest_crop_fail_naming_both(
     iam_data: Path,
 ) -> None:
@@ -184,9 +221,7 @@ def test_one_batch_through_a_line_and_a_paragraph_network(iam_data: Path) -> Non
     decoder = Decoder(
         num_tokens=len(Tokenizer()), dim=32, depth=1, heads=2, dim_head=16, max_length=89
     )
-    network = ConvTransformer(
-        encoder, decoder, 16, 32, len(Tokenizer()), 0, 1, 2, 89, ctc_head=True
-    )
+    network = ConvTransformer(encoder, decoder, len(Tokenizer()), 0, 1, 2, 89, ctc_head=True)
     output = network(images, targets[:, :-1])
     assert output.logits.shape == (2, 88, len(Tokenizer()))
     assert output.ctc_logits is not None and output.ctc_logits.shape[1] == 256
@@ -195,7 +230,10 @@ def test_one_batch_through_a_line_and_a_paragraph_network(iam_data: Path) -> Non
     paragraphs.setup()
     images, targets = next(iter(paragraphs.val_dataloader()))
     config = OmegaConf.load(CONF / "network" / "conv_transformer_paragraphs_small.yaml")
-    network = instantiate(config)
+    assert isinstance(config, DictConfig)
+    network = instantiate(
+        network_config(config, paragraphs.tokenizer, paragraphs.max_output_length)
+    )
     with torch.no_grad():
         logits = network(images, targets[:, :-1]).logits
     assert logits.shape == (1, 681, len(Tokenizer())) and torch.isfinite(logits).all()
@@ -217,3 +255,71 @@ def test_a_damaged_archive_is_removed_not_unpacked(iam_root: Path, data_root: Pa
     with pytest.raises(ValueError, match="expected"):
         IAMLines().prepare_data()
     assert not copy.exists() and not (data_root / "downloaded" / "iam" / "extracted").exists()
+
+
+def damaged_archive(data_root: Path, drop: tuple[str, ...] = (), cut: tuple[str, ...] = ()) -> Path:
+    """The small archive, downloaded into `data_root`, without the members `drop` names and with
+    those `cut` names truncated to half: an archive as a broken download or copy leaves it."""
+    whole = make_iam_zip(data_root.parent / "whole.zip")
+    archive = data_root / "downloaded" / "iam" / "iamdb.zip"
+    archive.parent.mkdir(parents=True)
+    with zipfile.ZipFile(whole) as source, zipfile.ZipFile(archive, "w") as target:
+        for info in source.infolist():
+            data = source.read(info)
+            if info.filename not in drop:
+                target.writestr(info, data[: len(data) // 2] if info.filename in cut else data)
+    write_metadata(data_root, "iam", "https://example.com/iamdb.zip", sha256(archive))
+    return archive
+
+
+@pytest.mark.parametrize("escaped", ["&quot;", "&amp;quot;"])
+def test_quotes_are_read_in_both_of_the_archives_escapes(tmp_path: Path, escaped: str) -> None:
+    """Real IAM files escape the quote twice in `text` attributes (`&amp;quot;`)."""
+    _, xml = draw_form(IAM_FORMS[0], 0)
+    path = tmp_path / "a01-000u.xml"
+    path.write_text(xml.replace("&quot;", escaped), encoding="latin-1")
+    form = parse_form(path)
+    assert form.lines[1].text == 'from "nominating" any more'
+
+
+def test_a_label_still_holding_an_entity_is_refused_naming_it(tmp_path: Path) -> None:
+    _, xml = draw_form(IAM_FORMS[0], 0)
+    path = tmp_path / "a01-000u.xml"
+    path.write_text(xml.replace("&quot;", "&amp;lt;", 1), encoding="latin-1")
+    with pytest.raises(DataError) as error:
+        parse_form(path)
+    assert str(error.value) == (
+        f"{path}, line a01-000u-01: the text 'from &lt;nominating\" any more' holds the "
+        "entity '&lt;'"
+    )
+
+
+def test_a_listed_form_without_its_xml_fails_counting_what_is_missing(
+    data_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    damaged_archive(data_root, drop=("iamdb/xml/c03-000.xml",))
+    code, _, err = run_cli(capsys, "generate", "iam_lines")
+    assert code == 1 and err.count("\n") == 1
+    assert err.startswith("error: 1 of the 7 forms the split files in ")
+    assert err.rstrip().endswith("(e.g. c03-000): the IAM archive is incomplete")
+
+
+@pytest.mark.parametrize("name", ["iam_lines", "iam_paragraphs"])
+def test_a_missing_form_image_is_named_alike_on_both_paths(
+    data_root: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    damaged_archive(data_root, drop=("iamdb/forms/b02-010.jpg",))
+    code, _, err = run_cli(capsys, "generate", name)
+    (line,) = [line for line in err.splitlines() if line.startswith("error:")]  # tqdm aside
+    assert code == 1 and line.endswith(
+        "forms/b02-010.jpg is missing: the IAM archive is incomplete"
+    )
+
+
+@pytest.mark.slow
+def test_a_truncated_xml_stops_training_in_one_line(data_root: Path, tmp_path: Path) -> None:
+    damaged_archive(data_root, cut=("iamdb/xml/d04-000.xml",))
+    result = run_main(data_root, "+experiment=conv_transformer_lines", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert line.startswith("error: ") and "d04-000.xml: refused to parse (ParseError" in line

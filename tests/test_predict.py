@@ -24,7 +24,7 @@ from text_recognizer import cli
 from text_recognizer.data.synthetic_lines import SyntheticLines
 from text_recognizer.decode import greedy_decode
 from text_recognizer.inference import CheckpointError, TextRecognizer
-from text_recognizer.inference.spec import CHECKPOINT_KEY
+from text_recognizer.spec import CHECKPOINT_KEY, InferenceSpec
 from text_recognizer.tokenizer import Tokenizer
 
 run_cli = functools.partial(helpers.run_cli, main=cli.main)
@@ -203,6 +203,29 @@ def _tampered(tiny: Tiny, path: Path, change: dict[str, object]) -> Path:
     return path
 
 
+def test_a_format_1_checkpoint_still_loads_and_reads_as_it_did(
+    tiny_checkpoint: Tiny, tmp_path: Path
+) -> None:
+    """Format 1 had no resize rule and stated the network's inner widths."""
+    spec = torch.load(tiny_checkpoint.checkpoint, weights_only=True)[CHECKPOINT_KEY]
+    assert spec["format_version"] == 2 and spec["transform"]["resize"] == "height"
+    format_1 = {
+        "format_version": 1,
+        "network": {**spec["network"], "encoder_dim": 32, "decoder_dim": 32},
+        "transform": {k: v for k, v in spec["transform"].items() if k != "resize"},
+    }
+    old = TextRecognizer.from_checkpoint(_tampered(tiny_checkpoint, tmp_path / "v1.ckpt", format_1))
+    new = TextRecognizer.from_checkpoint(tiny_checkpoint.checkpoint)
+    assert old.spec.transform == new.spec.transform
+    assert old.predict_batch(tiny_checkpoint.images) == new.predict_batch(tiny_checkpoint.images)
+    # A page model of format 1 reads pages as it was trained on them: never scaled up.
+    pages = {
+        **format_1,
+        "datamodule": {"_target_": "text_recognizer.data.iam_paragraphs.IAMParagraphs"},
+    }
+    assert InferenceSpec.from_dict({**spec, **pages}, "v1").eval_transform().stem.resize == "shrink"
+
+
 def test_bad_checkpoints_are_refused_in_one_line_naming_the_problem(
     tiny_checkpoint: Tiny, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -301,7 +324,7 @@ def test_evaluate_on_another_datamodule_checks_the_tokenizer(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from text_recognizer.data import cli as data_cli
+    from text_recognizer.data import registry
 
     class FewerCharacters(SyntheticLines):
         def __init__(self) -> None:
@@ -309,7 +332,7 @@ def test_evaluate_on_another_datamodule_checks_the_tokenizer(
             self.tokenizer = Tokenizer(self.tokenizer.charset.replace("?", ""))
 
     monkeypatch.setattr(
-        data_cli, "DATASETS", {"synthetic_lines": lambda: tiny_lines, "odd": FewerCharacters}
+        registry, "DATASETS", {"synthetic_lines": lambda: tiny_lines, "odd": FewerCharacters}
     )
     ckpt = str(tiny_checkpoint.checkpoint)
     code, stdout, err = run_cli(
@@ -364,7 +387,12 @@ def test_a_checkpoint_written_by_main_py_predicts_with_the_api_and_the_console_s
     recognizer = TextRecognizer.from_checkpoint(best, max_length=8)
     assert recognizer.spec.datamodule is not None
     assert recognizer.spec.datamodule["test_size"] == 8
-    assert recognizer.transform.params() == {"height": 32, "width": 640, "crop_width": True}
+    assert recognizer.transform.params() == {
+        "height": 32,
+        "width": 640,
+        "crop_width": True,
+        "resize": "height",
+    }
     image = save_pngs(tmp_path, render(["anything"]))[0]
     text = recognizer.predict(image)
     result = subprocess.run(

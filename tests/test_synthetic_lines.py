@@ -7,7 +7,7 @@ import torch
 from fontTools import subset
 from PIL import Image
 
-from text_recognizer.data.sampler import WidthBucketSampler, content_widths
+from text_recognizer.data.sampler import WidthBucketSampler
 from text_recognizer.data.synthetic import pool
 from text_recognizer.data.synthetic.fonts import (
     load_folder,
@@ -21,6 +21,7 @@ from text_recognizer.data.synthetic.render import render_line
 from text_recognizer.data.synthetic.text import sample_line
 from text_recognizer.data.synthetic_lines import SyntheticLines
 from text_recognizer.data.transforms import crop_to_content
+from text_recognizer.data.transforms.ink import content_widths
 from text_recognizer.metadata.charset import CHARSET
 
 SMALL = SyntheticLinesConfig(train_size=6, val_size=3, test_size=3)

@@ -9,13 +9,14 @@ import pytest
 import torch
 from conftest import TINY_LINES
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from text_recognizer.data.paragraphs import Layout, LinePool
 from text_recognizer.data.paths import DATA_DIR_ENV
 from text_recognizer.data.synthetic_lines import SyntheticLines
 from text_recognizer.data.synthetic_paragraphs import SyntheticParagraphs
 from text_recognizer.tokenizer import Tokenizer
+from training.run import network_config
 
 CONF = Path(__file__).parents[1] / "training" / "conf"
 TINY = {f"line_{split}": size for split, size in TINY_LINES.items()}
@@ -53,8 +54,10 @@ def test_paragraphs_reuse_the_synthetic_lines_and_their_font_split(
 
 def test_a_small_paragraph_network_reads_a_batch(paragraphs: SyntheticParagraphs) -> None:
     torch.manual_seed(0)
+    config = OmegaConf.load(CONF / "network" / "conv_transformer_paragraphs_small.yaml")
+    assert isinstance(config, DictConfig)
     network = instantiate(
-        OmegaConf.load(CONF / "network" / "conv_transformer_paragraphs_small.yaml")
+        network_config(config, paragraphs.tokenizer, paragraphs.max_output_length)
     )
     images, targets = next(iter(paragraphs.val_dataloader()))
     with torch.no_grad():

@@ -20,14 +20,12 @@ from text_recognizer.data.synthetic.fonts import load_fonts
 from text_recognizer.data.synthetic.render import Augmentation, render_line
 from text_recognizer.data.synthetic_lines import SyntheticLines
 from text_recognizer.decode import greedy_decode
-from text_recognizer.inference.spec import InferenceSpec
 from text_recognizer.model.lit_transformer import LitTransformer
+from text_recognizer.spec import InferenceSpec
 
 TEXTS = ["Hello world", "cat 42", "Quick fox?", "zebra", "Mind the gap.", "7 up"]
 NETWORK: dict[str, Any] = {
     "_target_": "text_recognizer.network.conv_transformer.ConvTransformer",
-    "encoder_dim": 32,
-    "decoder_dim": 32,
     "num_tokens": 83,
     "pad_index": 0,
     "start_index": 1,

@@ -23,10 +23,10 @@ import sys
 import traceback
 from pathlib import Path
 
-from text_recognizer.inference.errors import ImageError, InferenceError
+from text_recognizer.errors import REPORTED, InferenceError
+from text_recognizer.inference.errors import ImageError
 from text_recognizer.inference.images import folder_images, read_image
 from text_recognizer.inference.recognizer import Recognizer, TextRecognizer
-from text_recognizer.model.errors import TrainingError
 
 POOL_BATCHES = 16  # images are read this many batches at a time, then sorted by width
 
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         code = args.run(args)
-    except (InferenceError, TrainingError, OSError) as error:
+    except REPORTED as error:
         _report(error, args.debug)
         code = 1
     if code:

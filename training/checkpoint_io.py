@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import torch
 from pytorch_lightning.plugins import TorchCheckpointIO
 
+from text_recognizer.io import atomic_path, remove_stale
 from text_recognizer.model.errors import TrainingError
 
 
@@ -24,8 +24,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     temporary folder and are then moved, which is an atomic rename only when that folder is on
     the run's filesystem (otherwise a copy that a kill can cut short), and nothing is synced.
     Here `last.ckpt` is always a whole checkpoint, the previous one or the new one, even if the
-    process is killed or the machine loses power while writing. A write cut short leaves
-    `.<name>.tmp`, which the next save of that name replaces.
+    process is killed or the machine loses power while writing. What a write cut short leaves
+    (`.<name>.<random>.tmp`) is removed by the next save of that name.
     """
 
     def save_checkpoint(
@@ -34,18 +34,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if storage_options is not None or "://" in str(path):  # remote storage: Lightning's way
             return super().save_checkpoint(checkpoint, path, storage_options)
         target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp")
-        with tmp.open("wb") as f:
+        remove_stale(target)
+        with atomic_path(target) as tmp, tmp.open("wb") as f:
             torch.save(checkpoint, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-        folder = os.open(target.parent, os.O_RDONLY)  # makes the rename itself durable
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
 
     def load_checkpoint(
         self,

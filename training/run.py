@@ -10,12 +10,13 @@ from typing import Any
 import pytorch_lightning as pl
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
-from text_recognizer.data.paths import atomic_path
-from text_recognizer.inference.spec import InferenceSpec
-from text_recognizer.model.errors import ConfigError, TrainingError
+from text_recognizer.errors import ConfigError, TextRecognizerError
+from text_recognizer.io import atomic_path
+from text_recognizer.spec import InferenceSpec
+from text_recognizer.tokenizer import Tokenizer
 
 
 def build(
@@ -23,7 +24,8 @@ def build(
 ) -> tuple[pl.LightningDataModule, pl.LightningModule, pl.Trainer]:
     """Everything a run needs, from the config alone."""
     datamodule = _instantiate("datamodule", cfg.datamodule)
-    network = _instantiate("network", cfg.network)
+    network_cfg = network_config(cfg.network, datamodule.tokenizer, datamodule.max_output_length)
+    network = _instantiate("network", network_cfg)
     lr_scheduler = (
         _instantiate("lr_scheduler", cfg.lr_scheduler) if cfg.get("lr_scheduler") else None
     )
@@ -35,7 +37,7 @@ def build(
         lr_scheduler=lr_scheduler,
         tokenizer=datamodule.tokenizer,
         inference=InferenceSpec.of_run(
-            OmegaConf.to_container(cfg.network, resolve=True),
+            OmegaConf.to_container(network_cfg, resolve=True),
             OmegaConf.to_container(cfg.datamodule, resolve=True),
             datamodule,
         ),
@@ -50,17 +52,53 @@ def build(
     return datamodule, model, trainer
 
 
+def network_config(node: DictConfig, tokenizer: Tokenizer, max_output_length: int) -> DictConfig:
+    """The network config with what it leaves to the run filled in: the tokenizer's size and
+    special indices, and the datamodule's output length (nested parts refer to these by
+    interpolation). A value the config sets anyway must agree."""
+    derived = {
+        "num_tokens": len(tokenizer),
+        "pad_index": tokenizer.pad_index,
+        "start_index": tokenizer.start_index,
+        "end_index": tokenizer.end_index,
+        "max_output_length": max_output_length,
+    }
+    node = node.copy()
+    with open_dict(node):
+        for key, value in derived.items():
+            given = node.get(key)
+            if given is not None and given != value:
+                raise ConfigError(
+                    f"network.{key} is {given}, but the datamodule gives {value}: leave it out "
+                    "of the network config, the run sets it"
+                )
+            node[key] = value
+    return node
+
+
 def _instantiate(key: str, node: DictConfig, **kwargs: Any) -> Any:
-    """A value the constructor rejects stops the run in one line naming its config group."""
+    """A value the constructor rejects, or a key it does not take, stops the run in one line
+    naming its config group; any other error inside a constructor is a bug, and shows as one."""
     try:
         return instantiate(node, **kwargs)
     except InstantiationException as error:
         cause = error.__cause__
-        if isinstance(cause, TrainingError | OSError):
+        if isinstance(cause, TextRecognizerError | OSError):
             raise cause from None
-        if isinstance(cause, ValueError | TypeError | MisconfigurationException):
+        if isinstance(cause, ValueError | MisconfigurationException) or (
+            isinstance(cause, TypeError) and _raised_by_the_call(cause)
+        ):
             raise ConfigError(f"{key}: {cause}") from None
         raise
+
+
+def _raised_by_the_call(error: TypeError) -> bool:
+    """True if the TypeError came from calling the target with arguments it does not take (an
+    unknown or missing key): then its traceback ends in Hydra's call, not inside the target."""
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and "hydra" in Path(tb.tb_frame.f_code.co_filename).parts
 
 
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from text_recognizer.data.transforms import ImageStem
+from text_recognizer.data.transforms import ImageStem, Resize
+from text_recognizer.data.transforms.ink import paper_level
 
 
 @dataclass(frozen=True)
@@ -39,8 +40,10 @@ def _uniform(low: float, high: float) -> float:
 class AugmentedStem(ImageStem):
     """The stem, after a random affine of the fitted image (paper fills what is uncovered)."""
 
-    def __init__(self, height: int, width: int, affine: Affine = LINE_AFFINE) -> None:
-        super().__init__(height, width)
+    def __init__(
+        self, height: int, width: int, affine: Affine = LINE_AFFINE, resize: Resize = "height"
+    ) -> None:
+        super().__init__(height, width, resize)
         self.affine = affine
 
     def augment(self, pixels: np.ndarray) -> np.ndarray:
@@ -63,7 +66,7 @@ class AugmentedStem(ImageStem):
             Image.Transform.AFFINE,
             coefficients,
             resample=Image.Resampling.BILINEAR,
-            fillcolor=int(np.percentile(pixels, 90)),
+            fillcolor=paper_level(pixels),
         )
         return np.array(image)  # a writable copy: torch refuses to wrap read-only memory
 

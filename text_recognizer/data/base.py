@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytorch_lightning as pl
@@ -13,9 +13,10 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 from torch.utils.data import DataLoader, Dataset, default_collate
 
-from text_recognizer.data.paths import atomic_path
-from text_recognizer.data.sampler import ResumableLoader, WidthBucketSampler, content_widths
-from text_recognizer.data.transforms import EvalTransform, ImageStem, crop_to_content
+from text_recognizer.data.sampler import ResumableLoader, WidthBucketSampler
+from text_recognizer.data.transforms import EvalTransform, ImageStem, Resize, crop_to_content
+from text_recognizer.data.transforms.ink import content_widths
+from text_recognizer.io import atomic_path
 from text_recognizer.tokenizer import Tokenizer
 
 
@@ -49,7 +50,13 @@ def collate_cropped(
 
 
 class BaseDataModule(pl.LightningDataModule):
-    """Loaders over `data_train`, `data_val`, `data_test`, which subclasses fill in `setup`."""
+    """Loaders over `data_train`, `data_val`, `data_test`, which subclasses fill in `setup`.
+
+    `resize` is the stem's rule (see `ImageStem`): lines are read at the network's height;
+    page datamodules set `shrink`, so their writing keeps its scale.
+    """
+
+    resize: ClassVar[Resize] = "height"
 
     def __init__(
         self,
@@ -67,7 +74,7 @@ class BaseDataModule(pl.LightningDataModule):
             raise ValueError(f"num_workers must be >= 0, got {num_workers}")
         self.batch_size = batch_size
         self.num_workers = num_workers
-        self.stem = ImageStem(height, width)
+        self.stem = ImageStem(height, width, self.resize)
         self.max_output_length = max_output_length
         self.crop_width = crop_width
         self.tokenizer = Tokenizer()
@@ -169,7 +176,7 @@ class BaseDataModule(pl.LightningDataModule):
     @property
     def eval_transform(self) -> EvalTransform:
         """What validation and test apply to an image; inference applies the same."""
-        return EvalTransform(self.stem.height, self.stem.width, self.crop_width)
+        return EvalTransform(self.stem.height, self.stem.width, self.crop_width, self.resize)
 
     def save_grid(self, path: Path, split: str = "train", count: int = 16) -> Path:
         """A PNG of `count` samples of `split`, each above its text, to look at the data."""

@@ -5,7 +5,9 @@ text-recognizer-data fonts                      fetch the handwriting font pool 
 text-recognizer-data download [NAME ...]        fetch and verify EMNIST and IAM (and Brown, with
                                                 nltk); skips archives already present and valid
 text-recognizer-data generate [NAME ...]        build the processed datasets, skipping what is
-                                                done, and real ones whose archives are absent
+                                                done, and real ones whose archives are absent;
+                                                each with the values of its training config
+                                                (training/conf/datamodule/NAME.yaml)
 text-recognizer-data info [NAME] [--grid PNG]   sizes, shapes, charset coverage; a PNG of samples
 
 Every command can be run again: it only does what is missing.
@@ -16,44 +18,25 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
+from text_recognizer.data import registry
 from text_recognizer.data.base import BaseDataModule
-from text_recognizer.data.download import (
-    DownloadError,
-    MissingArchiveError,
-    download,
-    load_metadata,
-)
-from text_recognizer.data.emnist import EMNIST
-from text_recognizer.data.emnist_lines import EMNISTLines, download_brown
-from text_recognizer.data.iam_lines import IAMLines
-from text_recognizer.data.iam_paragraphs import (
-    IAMExtendedParagraphs,
-    IAMParagraphs,
-    IAMSyntheticParagraphs,
-)
+from text_recognizer.data.download import MissingArchiveError, download, load_metadata
+from text_recognizer.data.emnist_lines import download_brown
+from text_recognizer.data.iam_paragraphs import IAMParagraphs
 from text_recognizer.data.synthetic import pool
-from text_recognizer.data.synthetic_lines import SyntheticLines
-from text_recognizer.data.synthetic_paragraphs import SyntheticParagraphs
-from text_recognizer.model.errors import TrainingError
+from text_recognizer.errors import REPORTED, ConfigError
 
 ARCHIVES = ("emnist", "iam")
-# What `generate` builds, in order (later ones read earlier ones' files), with the defaults the
-# training configs use, so training finds exactly these files.
-DATASETS: dict[str, Callable[[], BaseDataModule]] = {
-    "synthetic_lines": SyntheticLines,
-    "synthetic_paragraphs": SyntheticParagraphs,
-    "emnist": EMNIST,
-    "emnist_lines": EMNISTLines,
-    "iam_lines": IAMLines,
-    "iam_paragraphs": IAMParagraphs,
-    "iam_synthetic_paragraphs": IAMSyntheticParagraphs,
-}
-INFO_ONLY: dict[str, Callable[[], BaseDataModule]] = {
-    "iam_extended_paragraphs": IAMExtendedParagraphs,
-}
+
+
+def _datamodule(name: str) -> BaseDataModule:
+    """`name` built from its training config (see `registry`)."""
+    try:
+        return registry.DATASETS[name]()
+    except ValueError as error:  # the constructors check their values
+        raise ConfigError(f"datamodule {name}: {error}") from None
 
 
 def _paths(datamodule: BaseDataModule) -> list[Path]:
@@ -65,8 +48,8 @@ def _paths(datamodule: BaseDataModule) -> list[Path]:
 
 
 def _generate(args: argparse.Namespace) -> None:
-    for name in args.names or DATASETS:
-        datamodule = DATASETS[name]()
+    for name in args.names or registry.DATASETS:
+        datamodule = _datamodule(name)
         paths = _paths(datamodule)
         if all(path.exists() for path in paths):
             print(f"{name}: present, skipped ({', '.join(map(str, paths))})")
@@ -82,7 +65,7 @@ def _generate(args: argparse.Namespace) -> None:
 
 
 def _info(args: argparse.Namespace) -> None:
-    datamodule = {**DATASETS, **INFO_ONLY}[args.name]()
+    datamodule = _datamodule(args.name)
     datamodule.setup("fit")
     print(datamodule.describe())
     if args.grid:
@@ -115,10 +98,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     generate = commands.add_parser("generate", help="build the processed datasets")
-    generate.add_argument("names", nargs="*", metavar="NAME", help=", ".join(DATASETS))
-    generate.set_defaults(run=_generate, known=DATASETS)
+    names = list(registry.CLASSES)
+    generate.add_argument("names", nargs="*", metavar="NAME", help=", ".join(names))
+    generate.set_defaults(run=_generate, known=names)
     info = commands.add_parser("info", help="print dataset info and save a sample grid")
-    info.add_argument("name", nargs="?", default="synthetic_lines", choices=[*DATASETS, *INFO_ONLY])
+    info.add_argument("name", nargs="?", default="synthetic_lines", choices=names)
     info.add_argument("--grid", help="save a PNG grid of samples here")
     info.add_argument("--split", default="train", choices=("train", "val", "test"))
     info.set_defaults(run=_info, known=())
@@ -133,14 +117,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"unknown dataset {', '.join(unknown)}; choose from {', '.join(args.known)}")
     try:
         args.run(args)
-    except (
-        FileNotFoundError,
-        NotADirectoryError,
-        PermissionError,
-        ValueError,
-        DownloadError,
-        TrainingError,
-    ) as error:
+    except REPORTED as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
 

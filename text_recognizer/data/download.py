@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import os
 import shutil
 import tempfile
 import tomllib
@@ -26,7 +25,9 @@ from typing import IO, Any
 
 from tqdm import tqdm
 
-from text_recognizer.data.paths import atomic_path, data_root, exclusive, publish_mode
+from text_recognizer.data.paths import data_root, exclusive
+from text_recognizer.errors import DataError, MissingDataError, TextRecognizerError
+from text_recognizer.io import atomic_path, publish
 
 REPO_RAW = Path(__file__).resolve().parents[2] / "data" / "raw"
 CHUNK = 1 << 20
@@ -39,19 +40,19 @@ RATIO_FLOOR_BYTES = 1 << 20  # tiny members (XML) may compress well without bein
 MARKER = ".archive-sha256"
 
 
-class DownloadError(RuntimeError):
+class DownloadError(TextRecognizerError, RuntimeError):
     """The archive could not be fetched; the message says how to place it by hand."""
 
 
-class ChecksumError(ValueError):
+class ChecksumError(DataError):
     """A file's sha256 is not the one the metadata promises."""
 
 
-class UnsafeArchiveError(ValueError):
+class UnsafeArchiveError(DataError):
     """An archive member would land outside its folder, or unpack to an absurd size."""
 
 
-class MissingArchiveError(FileNotFoundError):
+class MissingArchiveError(MissingDataError):
     """A real dataset's archive has not been downloaded."""
 
 
@@ -85,19 +86,19 @@ def metadata_path(name: str, root: Path | None = None) -> Path:
 def load_metadata(name: str, root: Path | None = None) -> Metadata:
     path = metadata_path(name, root)
     if not path.is_file():
-        raise FileNotFoundError(
+        raise MissingDataError(
             f"no metadata for dataset {name!r}: expected {path} (url, filename, sha256)"
         )
     with path.open("rb") as f:
         try:
             fields: dict[str, Any] = tomllib.load(f)
         except tomllib.TOMLDecodeError as error:
-            raise ValueError(f"{path} is not valid TOML: {error}") from None
+            raise DataError(f"{path} is not valid TOML: {error}") from None
     missing = [key for key in ("url", "filename", "sha256") if not fields.get(key)]
     if missing:
-        raise ValueError(f"{path} lacks {', '.join(missing)}")
+        raise DataError(f"{path} lacks {', '.join(missing)}")
     if PurePosixPath(fields["filename"]).name != fields["filename"]:
-        raise ValueError(f"{path}: filename {fields['filename']!r} must be a bare file name")
+        raise DataError(f"{path}: filename {fields['filename']!r} must be a bare file name")
     return Metadata(
         name=name,
         url=str(fields["url"]),
@@ -115,7 +116,7 @@ def check_url(url: str) -> None:
         return
     if parts.scheme == "http" and _is_loopback(parts.hostname or ""):
         return
-    raise ValueError(f"refusing to download {url}: only https (or http to a loopback address)")
+    raise DataError(f"refusing to download {url}: only https (or http to a loopback address)")
 
 
 def _is_loopback(host: str) -> bool:
@@ -138,11 +139,8 @@ class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
 
 
 def sha256sum(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as f:
-        while chunk := f.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def verify(path: Path, sha256: str) -> None:
@@ -240,7 +238,7 @@ def extract(
             by_name = {info.filename: info for info in infos}
             absent = [m for m in members if m not in by_name]
             if absent:
-                raise FileNotFoundError(f"{archive} has no {', '.join(absent)}")
+                raise MissingDataError(f"{archive} has no {', '.join(absent)}")
             infos = [by_name[m] for m in members]
         paths = [_member_path(info.filename, archive) for info in infos]
         total = sum(info.file_size for info in infos)
@@ -290,10 +288,9 @@ def ensure_extracted(
         try:
             extract(archive, tmp, members)
             (tmp / MARKER).write_text(meta.sha256 + "\n")
-            publish_mode(tmp)
             if folder.exists():
                 shutil.rmtree(folder)
-            os.replace(tmp, folder)
+            publish(tmp, folder)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return folder

@@ -5,11 +5,17 @@ The archive (iamdb.zip) holds `iamdb/forms/<form id>.jpg` at half resolution,
 `form` names the writer, and `handwritten-part/line` carries a line's text and its words' `cmp`
 boxes in full-resolution pixels. A line's region is the union of its boxes; a paragraph's, the
 union of its lines'. XML is parsed with defusedxml: an archive is input, not code.
+
+The archive's `text` attributes escape a double quote twice (`&amp;quot;`, which parses to the six
+characters `&quot;`); both that and the single `&quot;` become `"`, and a label still holding an
+entity after that is refused, so no label learns markup. The archive is taken as it is: a form
+the split files list without its XML, or without its image, fails naming what is missing.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -22,6 +28,7 @@ from defusedxml.ElementTree import parse
 from PIL import Image
 
 from text_recognizer.data.download import ensure_extracted, load_metadata
+from text_recognizer.errors import DataError, MissingDataError
 
 SPLITS = ("train", "val", "test")
 FORM_SCALE = 0.5  # the archive's forms are at half the resolution the XML boxes are given in
@@ -34,6 +41,8 @@ SPLIT_FILES = {
 }
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1
+ENTITY = re.compile(r"&(#[0-9]+|#x[0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);")
+INCOMPLETE = "the IAM archive is incomplete"
 
 
 @dataclass(frozen=True)
@@ -73,7 +82,15 @@ def union(boxes: Sequence[Box]) -> Box:
     )
 
 
-def _line(element: Element, form_id: str, index: int) -> Line:
+def label(text: str, where: str) -> str:
+    """A `text` attribute as the label: the archive's quote escapes undone, no entity left."""
+    text = text.replace("&quot;", '"')
+    if entity := ENTITY.search(text):
+        raise DataError(f"{where}: the text {text!r} holds the entity {entity.group()!r}")
+    return text
+
+
+def _line(element: Element, form_id: str, index: int, path: Path) -> Line:
     boxes = [
         (
             int(cmp.attrib["x"]),
@@ -83,9 +100,10 @@ def _line(element: Element, form_id: str, index: int) -> Line:
         )
         for cmp in element.findall("word/cmp")
     ]
+    line_id = element.attrib.get("id", f"{form_id}-{index:02d}")
     return Line(
-        id=element.attrib.get("id", f"{form_id}-{index:02d}"),
-        text=element.attrib["text"],
+        id=line_id,
+        text=label(element.attrib["text"], f"{path}, line {line_id}"),
         box=union(boxes) if boxes else None,
     )
 
@@ -95,17 +113,19 @@ def parse_form(path: Path) -> Form:
     try:
         root = parse(path).getroot()
     except (DefusedXmlException, ParseError) as error:
-        raise ValueError(f"{path}: refused to parse ({type(error).__name__}: {error})") from None
+        raise DataError(f"{path}: refused to parse ({type(error).__name__}: {error})") from None
     try:
         form_id = root.attrib["id"]
         lines = tuple(
-            _line(element, form_id, i)
+            _line(element, form_id, i, path)
             for i, element in enumerate(root.findall("handwritten-part/line"))
         )
         width = root.attrib.get("width")
         return Form(form_id, root.attrib["writer-id"], lines, int(width) if width else None)
+    except DataError:
+        raise
     except (KeyError, ValueError) as error:
-        raise ValueError(f"{path}: not an IAM form XML (bad or missing {error})") from None
+        raise DataError(f"{path}: not an IAM form XML (bad or missing {error})") from None
 
 
 def form_id_of(line_id: str) -> str:
@@ -123,7 +143,7 @@ def read_split_files(task: Path) -> dict[str, str] | None:
         for name in names:
             path = task / name
             if not path.is_file():
-                raise FileNotFoundError(f"{path} is missing from the IAM archive's task/ folder")
+                raise MissingDataError(f"{path} is missing from the IAM archive's task/ folder")
             for line_id in path.read_text().split():
                 listed[form_id_of(line_id)] = split
     return listed
@@ -164,7 +184,7 @@ class IAM:
         self.folder = folder
         self.test_ids = tuple(test_ids)
         if not (folder / "xml").is_dir() or not (folder / "forms").is_dir():
-            raise FileNotFoundError(f"{folder} lacks xml/ or forms/: not an unpacked iamdb.zip")
+            raise MissingDataError(f"{folder} lacks xml/ or forms/: not an unpacked iamdb.zip")
 
     @classmethod
     def load(cls, root: Path | None = None) -> IAM:
@@ -179,6 +199,13 @@ class IAM:
     @cached_property
     def split(self) -> dict[str, str]:
         listed = read_split_files(self.folder / "task")
+        missing = sorted(set(listed or ()) - {form.id for form in self.forms})
+        if missing:
+            raise MissingDataError(
+                f"{len(missing)} of the {len(set(listed or ()))} forms the split files in "
+                f"{self.folder / 'task'} list have no XML in {self.folder / 'xml'} (e.g. "
+                f"{', '.join(missing[:3])}): {INCOMPLETE}"
+            )
         return assign_splits(self.forms, listed, self.test_ids)
 
     def forms_of(self, split: str) -> list[Form]:
@@ -187,11 +214,14 @@ class IAM:
     def image_path(self, form: Form) -> Path:
         return self.folder / "forms" / f"{form.id}.jpg"
 
-    def image(self, form: Form) -> Image.Image:
+    def _open(self, form: Form) -> Image.Image:
         path = self.image_path(form)
         if not path.is_file():
-            raise FileNotFoundError(f"{path} is missing: the IAM archive is incomplete")
-        with Image.open(path) as image:
+            raise MissingDataError(f"{path} is missing: {INCOMPLETE}")
+        return Image.open(path)
+
+    def image(self, form: Form) -> Image.Image:
+        with self._open(form) as image:
             return image.convert("L")
 
     def region(self, form: Form, size: tuple[int, int], box: Box, padding: int) -> Box:
@@ -208,7 +238,7 @@ class IAM:
         self, form: Form, box: Box, scale: float, padding: int = LINE_PADDING
     ) -> tuple[int, int]:
         """(width, height) that `crop` would return, from the image header alone."""
-        with Image.open(self.image_path(form)) as image:
+        with self._open(form) as image:
             x0, y0, x1, y1 = self.region(form, image.size, box, padding)
         return max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale))
 

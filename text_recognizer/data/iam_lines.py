@@ -112,7 +112,9 @@ class IAMLines(BaseDataModule):
             check_labels(texts, ids, self.max_output_length, "IAM line")
             setattr(self, f"data_{split}", self.dataset(images, texts))
         if self.augment:
-            self.data_train.stem = AugmentedStem(self.stem.height, self.stem.width, LINE_AFFINE)
+            self.data_train.stem = AugmentedStem(
+                self.stem.height, self.stem.width, LINE_AFFINE, self.resize
+            )
 
     def describe(self) -> str:
         return f"{super().describe()}\n  file: {self.path}"

@@ -1,7 +1,8 @@
 """IAM paragraphs: the handwritten part of each form, its lines joined by the newline token.
 
 Real paragraphs are cropped at a quarter of the scan's resolution and placed, unscaled, at the top
-left of the network's input; processing fails naming both if the input cannot hold the largest.
+left of the network's input by the stem's `shrink` rule, the one `predict` applies to a page;
+processing fails naming both if the input cannot hold the largest.
 Synthetic paragraphs stack random runs of training lines with the line counts, gaps and indents of
 real training paragraphs, for many more page layouts than IAM's 1,500 forms. Three datamodules:
 real only, synthetic training only, and both (extended); validation and test are always real.
@@ -22,7 +23,7 @@ from text_recognizer.data.base import BaseDataModule
 from text_recognizer.data.download import load_metadata
 from text_recognizer.data.iam import FORM_SCALE, IAM, SPLITS, Form
 from text_recognizer.data.iam_lines import usable_lines
-from text_recognizer.data.paragraphs import Layout, LinePool, check_fits, place
+from text_recognizer.data.paragraphs import Layout, LinePool, check_fits
 from text_recognizer.data.paths import data_root
 from text_recognizer.data.processed import (
     build,
@@ -32,10 +33,11 @@ from text_recognizer.data.processed import (
     read_split,
     write_split,
 )
+from text_recognizer.data.transforms import ImageStem
 from text_recognizer.metadata import iam as metadata
 from text_recognizer.tokenizer import Tokenizer
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: lines trimmed and whitened by transforms/ink.py
 SCALE = metadata.PARAGRAPH_SCALE
 
 
@@ -74,11 +76,12 @@ def process_paragraphs(path: Path, expected: str, height: int, width: int) -> bo
         width,
     )
 
+    stem = ImageStem(height, width, IAMParagraphs.resize)
+
     def samples(split_forms: list[Form], split: str) -> Iterator[tuple[np.ndarray, str, str]]:
         for form in tqdm(split_forms, desc=f"iam paragraphs {split}", unit="form"):
             assert form.box is not None
-            crop = iam.crop(form, iam.image(form), form.box, SCALE)
-            yield place(crop, height, width), form.text, form.id
+            yield stem.fit(iam.crop(form, iam.image(form), form.box, SCALE)), form.text, form.id
 
     def write(f: h5py.File) -> None:
         for split in SPLITS:
@@ -144,6 +147,7 @@ class IAMParagraphs(BaseDataModule):
     """Real IAM paragraphs, writer-independent splits, at a fixed scale on a fixed page."""
 
     real_train = True
+    resize = "shrink"
 
     def __init__(
         self,
@@ -206,7 +210,7 @@ class IAMParagraphs(BaseDataModule):
             setattr(self, f"data_{split}", self.dataset(images, texts))
         if self.augment:
             self.data_train.stem = AugmentedStem(
-                self.stem.height, self.stem.width, PARAGRAPH_AFFINE
+                self.stem.height, self.stem.width, PARAGRAPH_AFFINE, self.resize
             )
 
     def describe(self) -> str:

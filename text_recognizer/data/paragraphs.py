@@ -1,9 +1,9 @@
-"""Paragraph images: crops placed on a fixed page, and paragraphs assembled from line crops.
+"""Paragraphs assembled from line crops, and the check that real ones fit the page.
 
-Paragraphs keep their scale: a crop sits at the top left of a (height, width) page of paper and is
-only shrunk if it cannot fit (processing refuses that for real data; see `check_fits`). Assembled
-paragraphs stack runs of line crops with the gaps and indents real ones have, so synthetic and
-real training paragraphs look alike to the network.
+Paragraphs keep their scale (the stem's `shrink` rule places a crop on the page, and processing
+refuses real crops too large for it; see `check_fits`). Assembled paragraphs stack runs of line
+crops with the gaps and indents real ones have, so synthetic and real training paragraphs look
+alike to the network.
 """
 
 from __future__ import annotations
@@ -15,24 +15,9 @@ import numpy as np
 from PIL import Image
 
 from text_recognizer.data.processed import DoesNotFitError
+from text_recognizer.data.transforms.ink import PAPER_GRAIN, ink_mask, paper_level
 
 MARGIN = 8  # paper around an assembled paragraph, like the padding around a real one's lines
-
-
-def paper_level(pixels: np.ndarray) -> int:
-    """The paper's grey: most of a crop is paper, so a high percentile finds it."""
-    return int(np.percentile(pixels, 90)) if pixels.size else 255
-
-
-def place(crop: np.ndarray, height: int, width: int) -> np.ndarray:
-    """`crop` at the top left of a (height, width) page of its own paper, shrunk only if needed."""
-    if crop.shape[0] > height or crop.shape[1] > width:
-        scale = min(height / crop.shape[0], width / crop.shape[1])
-        size = (max(1, int(crop.shape[1] * scale)), max(1, int(crop.shape[0] * scale)))
-        crop = np.asarray(Image.fromarray(crop).resize(size, Image.Resampling.LANCZOS))
-    page = np.full((height, width), paper_level(crop), dtype=np.uint8)
-    page[: crop.shape[0], : crop.shape[1]] = crop
-    return page
 
 
 def narrow(crop: np.ndarray, width: int) -> np.ndarray:
@@ -52,18 +37,17 @@ def check_fits(largest: str, size: tuple[int, int], height: int, width: int) -> 
         )
 
 
-def whiten(crop: np.ndarray, grain: int = 40) -> np.ndarray:
-    """Stretch the crop so its paper is white and clear the paper's grain (pixels within `grain`
-    of white): lines from different pages then share one page without visible seams."""
-    paper = max(float(np.median(crop)), 1.0)
-    pixels = crop.astype(np.float32) * (255.0 / paper)
-    pixels[pixels > 255 - grain] = 255
+def whiten(crop: np.ndarray) -> np.ndarray:
+    """Stretch the crop so its paper is white and clear the paper's grain: lines from different
+    pages then share one page without visible seams."""
+    pixels = crop.astype(np.float32) * (255.0 / max(paper_level(crop), 1))
+    pixels[pixels > 255 - PAPER_GRAIN] = 255
     return np.clip(pixels, 0, 255).astype(np.uint8)
 
 
-def trim(crop: np.ndarray, threshold: int = 60) -> np.ndarray:
-    """The crop cut to its ink: pixels darker than the paper by `threshold`."""
-    ink = crop < paper_level(crop) - threshold
+def trim(crop: np.ndarray) -> np.ndarray:
+    """The crop cut to its ink."""
+    ink = ink_mask(crop)
     rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
     if rows.size == 0:
         return crop

@@ -18,17 +18,18 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from text_recognizer.data.paths import atomic_path, exclusive
-from text_recognizer.model.errors import TrainingError
+from text_recognizer.data.paths import exclusive
+from text_recognizer.errors import DataError
+from text_recognizer.io import atomic_path
 
 SPLITS = ("train", "val", "test")
 
 
-class CorruptDataError(TrainingError):
+class CorruptDataError(DataError):
     """A finished data file cannot be read back."""
 
 
-class DoesNotFitError(TrainingError, ValueError):
+class DoesNotFitError(DataError):
     """The configured input size or output length cannot hold the data; a run reports it in one
     line, naming both."""
 

@@ -11,18 +11,6 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 
-def content_widths(images: np.ndarray, contrast: int = 76) -> np.ndarray:
-    """Rightmost ink column + 1 of each (n, h, w) uint8 dark-on-light image (0 for blank)."""
-    widths = np.zeros(len(images), dtype=np.int64)
-    for start in range(0, len(images), 1024):
-        chunk = images[start : start + 1024]
-        paper = np.median(chunk.reshape(len(chunk), -1), axis=1)[:, None, None]
-        ink = (chunk.astype(np.int16) < paper - contrast).any(axis=1)
-        last = ink.shape[1] - np.argmax(ink[:, ::-1], axis=1)
-        widths[start : start + len(chunk)] = np.where(ink.any(axis=1), last, 0)
-    return widths
-
-
 class WidthBucketSampler(DistributedSampler):
     """Shuffle, sort each pool of `pool_batches` batches by width, cut, shuffle the batches; then
     give each process every `num_replicas`-th batch.

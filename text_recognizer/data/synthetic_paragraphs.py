@@ -31,13 +31,15 @@ from text_recognizer.data.processed import (
 from text_recognizer.data.synthetic.generate import SyntheticLinesConfig, generate
 from text_recognizer.metadata import iam
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: lines trimmed and whitened by transforms/ink.py
 GAPS = tuple(range(0, 11))  # pixels of paper between one line's ink and the next's
 INDENTS = tuple(range(0, 13))
 
 
 class SyntheticParagraphs(BaseDataModule):
     """Assembled once into `<data root>/processed/synthetic_paragraphs/paragraphs-<digest>.h5`."""
+
+    resize = "shrink"
 
     def __init__(
         self,

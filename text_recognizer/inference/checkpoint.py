@@ -9,9 +9,9 @@ from typing import Any
 
 import torch
 
-from text_recognizer.inference.errors import CheckpointError
-from text_recognizer.inference.spec import CHECKPOINT_KEY, InferenceSpec
+from text_recognizer.errors import CheckpointError
 from text_recognizer.network.conv_transformer import ConvTransformer
+from text_recognizer.spec import CHECKPOINT_KEY, InferenceSpec
 
 PREFIX = "network."  # LitTransformer holds the network as `self.network`
 

@@ -12,9 +12,9 @@ from typing import Any, TypedDict
 from torchmetrics.functional.text import char_error_rate, word_error_rate
 
 from text_recognizer.data.base import BaseDataModule, save_captioned_grid
-from text_recognizer.data.paths import atomic_path
-from text_recognizer.inference.errors import CheckpointError, InferenceError
+from text_recognizer.errors import CheckpointError, InferenceError
 from text_recognizer.inference.recognizer import Recognizer
+from text_recognizer.io import atomic_path
 from text_recognizer.model.metrics import error_rates
 
 
@@ -29,9 +29,9 @@ class Row(TypedDict):
 def datamodule_named(name: str) -> BaseDataModule:
     """A known datamodule by its config name (`iam_lines`) or class name (`IAMLines`), with the
     defaults `make generate` builds."""
-    from text_recognizer.data.cli import DATASETS, INFO_ONLY
+    from text_recognizer.data.registry import DATASETS
 
-    known = {**DATASETS, **INFO_ONLY}
+    known = DATASETS
     for key, factory in known.items():
         if name in (key, getattr(getattr(factory, "func", factory), "__name__", None)):
             return factory()

@@ -31,11 +31,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from text_recognizer.data.paths import atomic_path
 from text_recognizer.data.transforms import EvalTransform
 from text_recognizer.decode import LoopSetup, chooser, greedy_loop
-from text_recognizer.inference.errors import CheckpointError
+from text_recognizer.errors import CheckpointError
 from text_recognizer.inference.recognizer import Recognizer, TextRecognizer
+from text_recognizer.io import atomic_path
 from text_recognizer.metadata.charset import SPECIAL_TOKENS
 from text_recognizer.network.conv_transformer import ConvTransformer
 from text_recognizer.network.transformer.attention import CrossAttention, SelfAttention
@@ -46,7 +46,8 @@ from text_recognizer.tokenizer import Tokenizer
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 MANIFEST = "model.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the transform records the stem's resize rule
+READS = (1, 2)  # format 1 read its images by the rule lines use, which it goes on doing
 ENCODER_IO = (["images"], ["cross_k", "cross_v"])
 CTC_OUTPUT = "ctc_log_probs"
 STEP_IO = (
@@ -227,9 +228,8 @@ class ExportedRecognizer(Recognizer):
         limit = manifest["max_length"]
         if max_length is not None and max_length > limit:
             raise CheckpointError(folder, f"max length {max_length} exceeds the exported {limit}")
-        super().__init__(
-            tokenizer, EvalTransform(**manifest["transform"]), max_length or limit, batch_size
-        )
+        transform = EvalTransform(**{"resize": "height", **manifest["transform"]})
+        super().__init__(tokenizer, transform, max_length or limit, batch_size)
         files = {name: folder / file for name, file in manifest["files"].items()}
         runtime = _OnnxRuntime if manifest["runtime"] == "onnx" else _TorchScriptRuntime
         self.runtime = runtime(files["encoder"], files["decoder_step"])
@@ -269,8 +269,10 @@ def _manifest(folder: Path) -> dict[str, Any]:
         manifest = json.loads(path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise CheckpointError(path, f"not valid JSON ({error})") from error
-    if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(path, f"not an export manifest of format {FORMAT_VERSION}")
+    if not isinstance(manifest, dict) or manifest.get("format_version") not in READS:
+        raise CheckpointError(
+            path, f"not an export manifest of format {' or '.join(map(str, READS))}"
+        )
     if manifest.get("runtime") not in FORMATS:
         raise CheckpointError(path, f"unknown runtime {manifest.get('runtime')!r}")
     if manifest["tokenizer"].get("special_tokens") != list(SPECIAL_TOKENS):

@@ -2,9 +2,9 @@
 batches, and `greedy_decode` on the kv cache.
 
 Input convention: grayscale (colour is converted), dark ink on light paper, any size. Each image
-is resized and padded by the same stem the model's datamodule applies in validation (to its
-height, keeping the aspect ratio; squeezed if too wide; padded with paper), and line batches
-are cropped to their widest content exactly as validation batches are.
+is scaled and padded by the same stem the model's datamodule applies in validation (uniformly,
+by the resize rule the checkpoint records: lines to the height, pages only shrunk; padded with
+paper), and line batches are cropped to their widest content exactly as validation batches are.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from torch import Tensor
 
 from text_recognizer.data.transforms import EvalTransform
 from text_recognizer.decode import greedy_decode
+from text_recognizer.errors import InferenceError
 from text_recognizer.inference.checkpoint import load_checkpoint
-from text_recognizer.inference.errors import InferenceError
 from text_recognizer.inference.images import ImageInput, read_image
-from text_recognizer.inference.spec import InferenceSpec
 from text_recognizer.network.conv_transformer import ConvTransformer
+from text_recognizer.spec import InferenceSpec
 from text_recognizer.tokenizer import Tokenizer
 
 

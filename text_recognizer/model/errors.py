@@ -6,14 +6,13 @@ import contextlib
 from collections.abc import Iterator
 
 import torch
+from pytorch_lightning.utilities.memory import is_oom_error
+
+from text_recognizer.errors import TextRecognizerError
 
 
-class TrainingError(RuntimeError):
+class TrainingError(TextRecognizerError, RuntimeError):
     """A run cannot go on; the message says why and what to do."""
-
-
-class ConfigError(TrainingError):
-    """A config value cannot work; the message names it."""
 
 
 class NonFiniteLossError(TrainingError):
@@ -24,21 +23,14 @@ class OutOfMemoryError(TrainingError):
     """A batch did not fit in memory; the message names its size and what to lower."""
 
 
-def is_out_of_memory(error: BaseException) -> bool:
-    """CUDA's, and the CPU allocator's, which PyTorch raises as a plain RuntimeError."""
-    return isinstance(error, torch.OutOfMemoryError) or (
-        isinstance(error, RuntimeError)
-        and any(s in str(error) for s in ("out of memory", "can't allocate memory"))
-    )
-
-
 @contextlib.contextmanager
 def naming_the_batch(shape: torch.Size, where: str) -> Iterator[None]:
-    """Turn an out-of-memory error inside the block into one naming the batch that caused it."""
+    """Turn an out-of-memory error inside the block (CUDA's, or the CPU allocator's, which
+    PyTorch raises as a plain RuntimeError) into one naming the batch that caused it."""
     try:
         yield
     except RuntimeError as error:
-        if not is_out_of_memory(error):
+        if not is_oom_error(error):
             raise
         size, *image = shape
         raise OutOfMemoryError(

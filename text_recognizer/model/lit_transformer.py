@@ -11,10 +11,11 @@ import torch.nn.functional as F  # noqa: N812
 from torch import Tensor
 
 from text_recognizer.decode import greedy_decode
-from text_recognizer.inference.spec import CHECKPOINT_KEY, InferenceSpec
-from text_recognizer.model.errors import ConfigError, NonFiniteLossError, naming_the_batch
+from text_recognizer.errors import ConfigError
+from text_recognizer.model.errors import NonFiniteLossError, naming_the_batch
 from text_recognizer.model.metrics import error_rates
 from text_recognizer.network.conv_transformer import ConvTransformer
+from text_recognizer.spec import CHECKPOINT_KEY, InferenceSpec
 from text_recognizer.tokenizer import Tokenizer
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
@@ -25,7 +26,8 @@ class LitTransformer(pl.LightningModule):
     """Cross-entropy on the next token (padding ignored), plus an optional CTC loss on the encoder.
 
     The CTC term aligns image columns with characters early in training, which the attention
-    decoder alone finds slowly; it is a training aid only, decoding always uses the decoder.
+    decoder alone finds slowly. Decoding is the decoder's, on the kv cache; a network with
+    `ctc_decode_weight` lets the CTC head share each greedy choice (`text_recognizer.ctc_prefix`).
     `inference`, if given, is saved in every checkpoint so that it loads for inference alone.
     """
 

@@ -24,14 +24,16 @@ class ConvTransformer(nn.Module):
     that pushes the encoder to align columns with characters early in training. It can also feed
     its reading into the memory (`ctc_memory`) and take a share in each greedy choice
     (`ctc_decode_weight`, see `text_recognizer.ctc_prefix`).
+
+    The widths in between are read off the parts (the encoder's `out_dim`, the decoder's `dim`),
+    so a config cannot state them wrong. Training passes the tokenizer's size and special indices
+    and the datamodule's output length (`training/run.py`), so configs need not repeat them.
     """
 
     def __init__(
         self,
         encoder: nn.Module,
         decoder: Decoder,
-        encoder_dim: int,
-        decoder_dim: int,
         num_tokens: int,
         pad_index: int,
         start_index: int,
@@ -46,9 +48,12 @@ class ConvTransformer(nn.Module):
             raise ValueError(
                 f"max_output_length {max_output_length} exceeds the decoder's {decoder.max_length}"
             )
+        encoder_dim = getattr(encoder, "out_dim", None)
+        if not isinstance(encoder_dim, int):
+            raise ValueError(f"the encoder ({type(encoder).__name__}) has no out_dim")
         self.encoder = encoder
         self.decoder = decoder
-        self.to_memory = nn.Linear(encoder_dim, decoder_dim)
+        self.to_memory = nn.Linear(encoder_dim, decoder.dim)
         self.ctc_head = nn.Linear(encoder_dim, num_tokens) if ctc_head else None
         if (ctc_memory or ctc_decode_weight) and not ctc_head:
             raise ValueError("ctc_memory and ctc_decode_weight need ctc_head: true")
@@ -69,7 +74,7 @@ class ConvTransformer(nn.Module):
         return self.ctc_head(rearrange(features.mean(2), "b c w -> b w c"))
 
     def memory(self, features: Tensor, ctc_logits: Tensor | None = None) -> Tensor:
-        """(b, c, h, w) features -> (b, h * w, decoder_dim) with 2D sinusoidal positions.
+        """(b, c, h, w) features -> (b, h * w, decoder dim) with 2D sinusoidal positions.
 
         With `ctc_memory`, each column also carries the CTC head's reading of it, as the mean of
         the decoder's token embeddings under its posterior: a query can then find where the
@@ -87,7 +92,7 @@ class ConvTransformer(nn.Module):
         return x + sinusoidal_2d(h, w, x.shape[-1], x.device, x.dtype)
 
     def encode(self, images: Tensor) -> Tensor:
-        """Images (b, c, H, W) -> memory (b, h * w, decoder_dim)."""
+        """Images (b, c, H, W) -> memory (b, h * w, decoder dim)."""
         return self.encode_for_decoding(images)[0]
 
     def encode_for_decoding(self, images: Tensor) -> tuple[Tensor, Tensor | None]:

@@ -31,6 +31,9 @@ from text_recognizer.data.synthetic.text import sample_line
 FORMAT_VERSION = 3  # bump when rendering changes, so old files are not mistaken for new ones
 SPLITS = ("train", "val", "test")
 CHUNK = 200
+MAX_TRIES = (
+    200  # texts that fail to render, per line, before a font is declared unable to draw the charset
+)
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,7 @@ def _render_chunk(
         font_id = int(rng.choice([j for j, font in enumerate(fonts) if font.family == family]))
         font = fonts[font_id]
         max_length = config.max_text_length
+        failures = 0
         while True:
             text = sample_line(rng, max_length)
             if font.uppercase_only:
@@ -117,6 +121,12 @@ def _render_chunk(
             image = render_line(text, font, rng, config.height, config.width, aug)
             if image is not None:
                 break
+            failures += 1
+            if failures == MAX_TRIES:
+                raise ValueError(
+                    f"font {font.path} drew no line of the charset in {MAX_TRIES} tries: "
+                    "leave it out of the font folders or the families"
+                )
             max_length = max(4, int(len(text) * 0.8))
         images[i] = image
         texts.append(text)

@@ -22,11 +22,9 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from scipy import ndimage
 
 from text_recognizer.data.synthetic.fonts import Font
+from text_recognizer.data.transforms.ink import DRAWN_INK
 
 RENDER_SIZE = 40  # px per em while drawing; the line is resized to its final height afterwards
-# Darker than this is ink while drawing (paper is 255): low enough to keep the hairlines of the
-# lightest scripts, which antialiasing leaves mid-grey.
-DRAWN_INK = 200
 # The kinds of variation beyond the font, each switchable for ablation.
 KINDS = ("glyph", "slant", "stroke", "ink", "paper", "margins")
 
@@ -310,7 +308,8 @@ def render_line(
     width: int = 640,
     aug: Augmentation | None = None,
 ) -> np.ndarray | None:
-    """`text` in `font` as a (height, width) uint8 image, or None if it cannot fit the width.
+    """`text` in `font` as a (height, width) uint8 image, or None if it cannot fit the width or
+    nothing of it is visible (the caller samples other text).
 
     A line slightly too wide is squeezed horizontally (down to `MAX_SQUEEZE`), as cramped
     handwriting is; a longer one is refused so the caller can sample shorter text.
@@ -321,15 +320,15 @@ def render_line(
     # from its page.
     margin = int(np.ceil(3 * aug.max_elastic_px * s)) + 4
     cropped = _crop_to_ink(_draw(text, _Faces(font, rng), rng, aug), margin)
-    if cropped is None:
-        raise ValueError(f"font {font.name} drew nothing for {text!r}")
+    if cropped is None:  # nothing visible (a lone hairline comma in a light script)
+        return None
     cropped = _rotate(cropped, rng, aug)
     pixels = _elastic(cropped, rng, aug)
     if aug.on("stroke"):
         pixels = _stroke(pixels, rng, aug)
     cut = _cut(pixels, rng, aug)
     if cut is None:
-        raise ValueError(f"font {font.name} drew nothing for {text!r}")
+        return None
     line = Image.fromarray(cut.clip(0, 255).astype(np.uint8))
     scale = height / line.height * (1 + rng.uniform(-1, 1) * aug.max_width_scale * s)
     natural_width = max(1, round(line.width * scale))

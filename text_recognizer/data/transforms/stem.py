@@ -1,40 +1,57 @@
 """Turn any grayscale crop into the fixed-size tensor a network reads.
 
-Input convention (datasets and user scans alike): dark ink on light paper. The stem resizes to
-the network's height keeping the aspect ratio, squeezes lines that are too wide, pads with paper on
-the right (lines) or bottom-right (paragraphs), and inverts so ink is near 1 and paper near 0.
+Input convention (datasets and user scans alike): dark ink on light paper. The stem scales the
+crop uniformly (keeping its aspect ratio) by its resize rule, pads it with paper on the right
+and bottom, and inverts it so ink is near 1 and paper near 0. Two rules:
+
+- `height` (lines): scale to the network's height, up or down, and further down if the line
+  would then be too wide; every line is read at one text height.
+- `shrink` (pages): keep the scale, shrinking only what would not fit; a paragraph's writing
+  keeps its size, whatever margin of paper the page leaves.
 """
 
 from __future__ import annotations
+
+from typing import Literal, get_args
 
 import numpy as np
 import torch
 from PIL import Image
 
-from text_recognizer.data.sampler import content_widths
+from text_recognizer.data.transforms.ink import content_widths, ink_mask_inverted, paper_level
+
+Resize = Literal["height", "shrink"]
+RESIZE_RULES: tuple[str, ...] = get_args(Resize)
 
 
 class ImageStem:
     """Grayscale image (PIL or uint8 array) -> float tensor (1, height, width) in [0, 1]."""
 
-    def __init__(self, height: int, width: int) -> None:
+    def __init__(self, height: int, width: int, resize: Resize = "height") -> None:
+        if resize not in RESIZE_RULES:
+            raise ValueError(f"resize must be one of {', '.join(RESIZE_RULES)}, got {resize!r}")
         self.height = height
         self.width = width
+        self.resize = resize
+
+    def scale(self, height: int, width: int) -> float:
+        """The factor this stem's rule scales an image of (height, width) by."""
+        scale = min(self.height / height, self.width / width)
+        return min(scale, 1.0) if self.resize == "shrink" else scale
 
     def fit(self, image: Image.Image | np.ndarray) -> np.ndarray:
-        """Resize and pad to (height, width), still uint8 and dark-on-light."""
+        """Scale by the rule and pad to (height, width), still uint8 and dark-on-light."""
         if isinstance(image, np.ndarray):
             if image.shape == (self.height, self.width) and image.dtype == np.uint8:
                 return image
             image = Image.fromarray(image.astype(np.uint8))
         image = image.convert("L")
-        scale = min(self.height / image.height, self.width / image.width)
-        if image.height > self.height or image.width > self.width or self.height > image.height:
+        scale = self.scale(image.height, image.width)
+        if scale != 1.0:
             size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
             image = image.resize(size, Image.Resampling.LANCZOS)
         pixels = np.asarray(image)
-        paper = int(np.percentile(pixels, 90))
-        canvas = np.full((self.height, self.width), paper, dtype=np.uint8)
+        canvas = np.full((self.height, self.width), paper_level(pixels), dtype=np.uint8)
         canvas[: pixels.shape[0], : pixels.shape[1]] = pixels
         return canvas
 
@@ -43,17 +60,13 @@ class ImageStem:
         return (1.0 - pixels.float() / 255.0).unsqueeze(0)
 
 
-def crop_to_content(
-    images: torch.Tensor, multiple: int = 32, contrast: float = 0.3
-) -> torch.Tensor:
+def crop_to_content(images: torch.Tensor, multiple: int = 32) -> torch.Tensor:
     """Drop the paper columns that every image of a (b, 1, h, w) batch has on its right.
 
     Lines are left-aligned and padded to a fixed width that most do not need; cropping the batch
-    to its widest line (rounded up to `multiple`) saves the encoder that empty work. A column holds
-    ink where some pixel is `contrast` brighter than its image's median (the paper).
+    to its widest line (rounded up to `multiple`) saves the encoder that empty work.
     """
-    paper = images.flatten(1).median(dim=1).values.view(-1, 1, 1, 1)
-    ink_columns = ((images - paper) > contrast).any(dim=(0, 1, 2)).nonzero()
+    ink_columns = ink_mask_inverted(images).any(dim=(0, 1, 2)).nonzero()
     if ink_columns.numel() == 0:
         return images[..., :multiple]
     width = min(
@@ -66,13 +79,19 @@ class EvalTransform:
     """What validation and test apply, so that inference applies exactly the same: the stem per
     image, then, for datamodules that crop their batches (`crop_width`), `crop_to_content`."""
 
-    def __init__(self, height: int, width: int, crop_width: bool) -> None:
-        self.stem = ImageStem(height, width)
+    def __init__(self, height: int, width: int, crop_width: bool, resize: Resize) -> None:
+        self.stem = ImageStem(height, width, resize)
         self.crop_width = crop_width
 
-    def params(self) -> dict[str, int | bool]:
+    def params(self) -> dict[str, int | bool | str]:
         """Plain values that rebuild this transform (`EvalTransform(**params)`)."""
-        return {"height": self.stem.height, "width": self.stem.width, "crop_width": self.crop_width}
+        stem = self.stem
+        return {
+            "height": stem.height,
+            "width": stem.width,
+            "crop_width": self.crop_width,
+            "resize": stem.resize,
+        }
 
     def order(self, fitted: list[np.ndarray]) -> np.ndarray:
         """Indices of stem-fitted images by content width when cropping, as the validation

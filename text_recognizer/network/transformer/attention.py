@@ -1,6 +1,5 @@
 """Self- and cross-attention through `scaled_dot_product_attention`, with grouped keys/values."""
 
-import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
@@ -28,13 +27,11 @@ class Attention(nn.Module):
         b, t, _ = x.shape
         return x.view(b, t, -1, self.dim_head).transpose(1, 2)
 
-    def attend(
-        self, q: Tensor, k: Tensor, v: Tensor, is_causal: bool = False, mask: Tensor | None = None
-    ) -> Tensor:
+    def attend(self, q: Tensor, k: Tensor, v: Tensor, is_causal: bool = False) -> Tensor:
         b, _, t, d = q.shape
-        if is_causal or mask is not None:
+        if is_causal:
             out = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=mask, is_causal=is_causal, enable_gqa=self.kv_heads != self.heads
+                q, k, v, is_causal=True, enable_gqa=self.kv_heads != self.heads
             )
         else:
             # Unmasked query rows are independent, so each group's heads fold into the rows of
@@ -65,7 +62,8 @@ class SelfAttention(Attention):
     def forward(
         self, x: Tensor, rope: tuple[Tensor, Tensor] | None = None, pos: int | Tensor | None = None
     ) -> Tensor:
-        """`pos` is the absolute position of x[:, 0] when decoding on the cache, None otherwise."""
+        """`pos` is the absolute position of the one new token x (b, 1, dim) when decoding on the
+        cache, None otherwise."""
         qk, v = self.split_heads(self.to_qkv(x)).split(
             (self.heads + self.kv_heads, self.kv_heads), dim=1
         )
@@ -74,13 +72,10 @@ class SelfAttention(Attention):
         q, k = qk.split((self.heads, self.kv_heads), dim=1)
         if pos is None:
             return self.attend(q, k, v, is_causal=self.causal)
+        if x.shape[1] != 1:
+            raise ValueError(f"a cached step decodes one token per row, got {x.shape[1]}")
         k, v = self.cached().update(pos, k, v)
-        t = x.shape[1]
-        if t == 1:  # a single new token sees every cached position
-            return self.attend(q, k, v)
-        start = int(pos)  # several new tokens at once only come from Python decoding
-        mask = torch.ones(t, start + t, dtype=torch.bool, device=x.device).tril(start)
-        return self.attend(q, k, v, mask=mask)
+        return self.attend(q, k, v)  # the new token sees every cached position
 
     def setup_cache(self, batch: int, max_length: int, like: Tensor) -> None:
         self.cache = KVCache.empty(batch, self.kv_heads, max_length, self.dim_head, like)

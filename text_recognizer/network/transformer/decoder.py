@@ -29,6 +29,7 @@ class Decoder(nn.Module):
         absolute_positions: bool = False,
     ) -> None:
         super().__init__()
+        self.dim = dim
         self.max_length = max_length
         self.token_emb = nn.Embedding(num_tokens, dim)
         # Rotary tells self-attention how far apart tokens are, but cross-attention queries also
@@ -51,9 +52,9 @@ class Decoder(nn.Module):
         return self._logits(tokens, memory, None)
 
     def step(self, tokens: Tensor, pos: int | Tensor) -> Tensor:
-        """Logits for `tokens` (b, t) at positions pos..pos+t-1; earlier ones are in the cache.
-
-        `pos` is an int when decoding in Python, a 0-d tensor in an exported step."""
+        """Logits (b, 1, num_tokens) for one new token per row, `tokens` (b, 1), at position
+        `pos`; earlier ones are in the cache. `pos` is an int when decoding in Python, a 0-d
+        tensor in an exported step."""
         return self._logits(tokens, None, pos)
 
     def _logits(self, tokens: Tensor, memory: Tensor | None, pos: int | Tensor | None) -> Tensor:

@@ -1,7 +1,14 @@
-"""What inference needs besides the weights, stored in every checkpoint training writes.
+"""The checkpoint format: what inference needs besides the weights, stored in every checkpoint
+training writes (under `CHECKPOINT_KEY`), and the restricted builder that reads it back.
 
 Plain data (strings, numbers, lists, dicts), so a checkpoint loads with `weights_only=True`, and
 built back only into classes of this package: a checkpoint cannot name arbitrary code to run.
+It sits below the model (which writes it) and inference (which reads it).
+
+Format 2 records the stem's resize rule in the transform, and the network config no longer
+carries `encoder_dim` or `decoder_dim` (the network reads them off its parts). A format 1
+checkpoint is read as format 2: its rule is its datamodule's (pages: `shrink`, as they were
+trained), else `height`.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from torch import nn
 
 from text_recognizer.data.transforms import EvalTransform
-from text_recognizer.inference.errors import CheckpointError
+from text_recognizer.errors import CheckpointError
 from text_recognizer.metadata.charset import SPECIAL_TOKENS
 from text_recognizer.network.conv_transformer import ConvTransformer
 from text_recognizer.tokenizer import Tokenizer
@@ -21,7 +28,7 @@ if TYPE_CHECKING:
     from text_recognizer.data.base import BaseDataModule
 
 CHECKPOINT_KEY = "text_recognizer"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 PACKAGE = "text_recognizer."
 
 
@@ -72,9 +79,11 @@ class InferenceSpec:
         if not isinstance(data, dict):
             raise CheckpointError(source, f"its {CHECKPOINT_KEY!r} entry is not a mapping")
         version = data.get("format_version")
-        if version != FORMAT_VERSION:
+        if version == 1:
+            data = _from_format_1(data, source)
+        elif version != FORMAT_VERSION:
             raise CheckpointError(
-                source, f"inference format {version!r}; this version reads {FORMAT_VERSION}"
+                source, f"inference format {version!r}; this version reads 1 to {FORMAT_VERSION}"
             )
         tokenizer = _config(data.get("tokenizer"), source, "tokenizer")
         charset = tokenizer.get("charset")
@@ -89,7 +98,7 @@ class InferenceSpec:
         transform = _config(data.get("transform"), source, "transform")
         try:
             EvalTransform(**transform)
-        except TypeError as error:
+        except (TypeError, ValueError) as error:
             raise CheckpointError(source, f"bad transform {transform!r}: {error}") from error
         datamodule = data.get("datamodule")
         return cls(
@@ -157,6 +166,21 @@ def _resolve(target: object) -> object:
         return getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError):
         return None
+
+
+def _from_format_1(data: dict[str, Any], source: object) -> dict[str, Any]:
+    """A format 1 entry as format 2 (see the module doc)."""
+    from text_recognizer.data.base import BaseDataModule
+
+    network = dict(_config(data.get("network"), source, "network config"))
+    network.pop("encoder_dim", None)
+    network.pop("decoder_dim", None)
+    transform = dict(_config(data.get("transform"), source, "transform"))
+    datamodule = data.get("datamodule")
+    cls = _resolve(datamodule.get("_target_")) if isinstance(datamodule, dict) else None
+    resize = cls.resize if isinstance(cls, type) and issubclass(cls, BaseDataModule) else "height"
+    transform.setdefault("resize", resize)
+    return {**data, "network": network, "transform": transform}
 
 
 def _config(value: object, source: object, what: str) -> dict[str, Any]:

@@ -1,0 +1,59 @@
+"""The stem's two resize rules, and one judgement of ink for uint8 crops and float batches."""
+
+import numpy as np
+import pytest
+import torch
+
+from text_recognizer.data.transforms import ImageStem, crop_to_content
+from text_recognizer.data.transforms.ink import (
+    INK_CONTRAST,
+    content_widths,
+    ink_mask,
+    ink_mask_inverted,
+    paper_level,
+)
+
+
+def page(height: int, width: int, paper: int = 230) -> np.ndarray:
+    """Paper with a dark bar across the top left quarter, ending at width // 2."""
+    pixels = np.full((height, width), paper, dtype=np.uint8)
+    pixels[height // 4 : height // 2, : width // 2] = 20
+    return pixels
+
+
+@pytest.mark.parametrize(
+    ("resize", "crop", "size"),
+    [
+        ("height", (16, 100), (32, 200)),  # a short line is scaled up to the height
+        ("height", (64, 1000), (26, 400)),  # ... and down, further if it is too wide
+        ("shrink", (16, 100), (16, 100)),  # a small page keeps its scale
+        ("shrink", (64, 1000), (26, 400)),  # a page too large shrinks to fit
+    ],
+)
+def test_each_rule_scales_uniformly(
+    resize: str, crop: tuple[int, int], size: tuple[int, int]
+) -> None:
+    stem = ImageStem(32, 400, resize)  # type: ignore[arg-type]
+    fitted = stem.fit(page(*crop))
+    assert fitted.shape == (32, 400)
+    rows, cols = np.flatnonzero((fitted < 128).any(1)), np.flatnonzero((fitted < 128).any(0))
+    # The bar covers a quarter of the height and half the width, whatever the scale.
+    assert abs(len(rows) - size[0] / 4) <= 1 and abs(len(cols) - size[1] / 2) <= 1
+    assert fitted[-1, -1] == paper_level(page(*crop))  # padded with the crop's own paper
+
+
+def test_an_unknown_rule_is_refused() -> None:
+    with pytest.raises(ValueError, match="resize must be one of height, shrink, got 'fit'"):
+        ImageStem(32, 400, "fit")  # type: ignore[arg-type]
+
+
+def test_ink_is_judged_alike_before_and_after_the_stem() -> None:
+    """The sampler measures uint8 lines, the batch crop measures float batches: the same ink."""
+    lines = np.stack([page(32, 640), page(32, 640, paper=200)])
+    lines[1, :, 200:] = 200  # a darker paper, and ink that ends sooner
+    stem = ImageStem(32, 640)
+    batch = torch.stack([stem(line) for line in lines])
+    assert np.array_equal(ink_mask(lines), ink_mask_inverted(batch)[:, 0].numpy())
+    assert content_widths(lines).tolist() == [320, 200]
+    assert crop_to_content(batch).shape[-1] == 352  # the widest ink, a margin, rounded to 32
+    assert not ink_mask(np.full((4, 4), 255 - INK_CONTRAST + 1, dtype=np.uint8)).any()
