@@ -10,7 +10,6 @@ from text_recognizer.data.base import BaseDataModule
 from text_recognizer.data.processed import reading
 from text_recognizer.data.synthetic import pool
 from text_recognizer.data.synthetic.generate import SPLITS, SyntheticLinesConfig, generate
-from text_recognizer.data.synthetic.render import KINDS
 
 
 class SyntheticLines(BaseDataModule):
@@ -28,7 +27,7 @@ class SyntheticLines(BaseDataModule):
         max_text_length: int = 80,
         seed: int = 0,
         augmentation_strength: float = 1.0,
-        augmentations: Sequence[str] = KINDS,
+        augmentations: Sequence[str] = (),
         train_families: Sequence[str] | None = None,
         heldout_families: Sequence[str] | None = None,
         font_folders: Sequence[str] = (),

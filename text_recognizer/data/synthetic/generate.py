@@ -25,7 +25,7 @@ from tqdm import tqdm
 from text_recognizer.data.paths import atomic_path, data_root, exclusive
 from text_recognizer.data.synthetic import pool
 from text_recognizer.data.synthetic.fonts import Font, load_fonts, pool_families
-from text_recognizer.data.synthetic.render import KINDS, Augmentation, render_line
+from text_recognizer.data.synthetic.render import Augmentation, render_line
 from text_recognizer.data.synthetic.text import sample_line
 
 FORMAT_VERSION = 3  # bump when rendering changes, so old files are not mistaken for new ones
@@ -48,7 +48,7 @@ class SyntheticLinesConfig:
     max_text_length: int = 80
     seed: int = 0
     augmentation_strength: float = 1.0
-    augmentations: Sequence[str] = KINDS
+    augmentations: Sequence[str] = ()
     # None: every family of the pool's split that is present (see fonts.pool_families).
     train_families: Sequence[str] | None = None
     heldout_families: Sequence[str] | None = None
