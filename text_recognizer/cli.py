@@ -23,9 +23,9 @@ import sys
 import traceback
 from pathlib import Path
 
-from text_recognizer.errors import REPORTED, InferenceError
-from text_recognizer.inference.errors import ImageError
-from text_recognizer.inference.images import folder_images, read_image
+from text_recognizer.data.image_files import folder_images
+from text_recognizer.errors import REPORTED, ImageError, InferenceError
+from text_recognizer.inference.images import read_image
 from text_recognizer.inference.recognizer import Recognizer, TextRecognizer
 
 POOL_BATCHES = 16  # images are read this many batches at a time, then sorted by width
