@@ -116,7 +116,11 @@ class DocumentLines(BaseDataModule):
         for split in SPLITS:
             self.pages[split], self.skipped[split] = self._keep(read[split], labels[split])
         if not any(page.lines for page in self.pages["train"]):
-            raise DataError("documents: no training line is left to learn from (see info)")
+            why = ", ".join(f"{n} {r}" for r, n in self.skipped["train"].most_common()) or "none"
+            raise DataError(
+                f"documents: no training line can be used ({len(self.pages['train'])} pages; "
+                f"lines skipped: {why})"
+            )
 
     def _split(
         self,
