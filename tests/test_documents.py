@@ -389,3 +389,23 @@ def test_readings_go_back_into_any_prefix_and_quoting_unchanged(tmp_path: Path) 
         '        <pc:TextEquiv conf="0.500"><pc:Unicode>neu</pc:Unicode></pc:TextEquiv>',
     )
     assert alto_ns(4) not in written
+
+
+def test_empty_text_elements_and_a_latin_1_file_take_their_readings(tmp_path: Path) -> None:
+    lines = lines_of(["x", "y"])
+    page_image(tmp_path / "p.png", (400, 120), lines)
+    xml = (
+        page_xml("2019-07-15", "p.png", lines, (400, 120))
+        .replace('encoding="UTF-8"', 'encoding="ISO-8859-1"')
+        .replace("<TextEquiv><Unicode>x</Unicode></TextEquiv>", "<TextEquiv/>")
+        .replace("<Unicode>y</Unicode>", "<PlainText>y</PlainText><Unicode/>")
+    )
+    (tmp_path / "p.xml").write_bytes(xml.encode("latin-1"))
+    readings = {"l0": Reading("ſchön", 0.5, (0.5,)), "l1": Reading("é", 0.25, (0.25,))}
+    written = write_readings(tmp_path / "p.xml", readings).decode("latin-1")
+    assert written == xml.replace(
+        "<TextEquiv/>", '<TextEquiv conf="0.500"><Unicode>&#383;chön</Unicode></TextEquiv>'
+    ).replace(
+        "<TextEquiv><PlainText>y</PlainText><Unicode/>",
+        '<TextEquiv conf="0.250"><PlainText>y</PlainText><Unicode>é</Unicode>',
+    )

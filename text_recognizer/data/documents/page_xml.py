@@ -129,23 +129,26 @@ def write(path: Path, data: bytes, readings: Mapping[str, Reading]) -> bytes:
     edits: list[xml.Edit] = []
     for span in xml.spans(data).walk():
         reading = readings.get(span.attributes.get("id", "")) if span.local == "TextLine" else None
-        if reading is None:
-            continue
-        conf = {"conf": encode(f"{reading.confidence:.3f}")}
-        content = encode(xml.text_content(reading.text))
-        equiv = _chosen(span.named("TextEquiv"), lambda s: s.attributes.get("index"))
-        if equiv is None:
-            before = [c for c in span.children if c.local in BEFORE_TEXT]
-            at = before[-1].end if before else span.open_end
-            layout = xml.own_line(data, before[-1].start) if before else b""
-            text = xml.element(span.prefix, "Unicode", {}, content)
-            edits.append((at, at, layout + xml.element(span.prefix, "TextEquiv", conf, text)))
-            continue
-        edits += xml.rewrite(data, equiv, conf, None)
-        unicode = equiv.named("Unicode")
-        if unicode:
-            edits += xml.rewrite(data, unicode[0], {}, content)
-        else:  # the schema requires a Unicode; one that lacks it gets one
-            at = equiv.close_start
-            edits.append((at, at, xml.element(equiv.prefix, "Unicode", {}, content)))
+        if reading is not None:
+            edits += _line_edits(data, span, reading, encode)
     return xml.splice(data, edits)
+
+
+def _line_edits(
+    data: bytes, line: xml.Span, reading: Reading, encode: Callable[[str], bytes]
+) -> list[xml.Edit]:
+    conf = {"conf": encode(f"{reading.confidence:.3f}")}
+    content = encode(xml.text_content(reading.text))
+    text = xml.element(line.prefix, "Unicode", {}, content)
+    equiv = _chosen(line.named("TextEquiv"), lambda s: s.attributes.get("index"))
+    if equiv is None:
+        before = [c for c in line.children if c.local in BEFORE_TEXT]
+        at = before[-1].end if before else line.open_end
+        layout = xml.own_line(data, before[-1].start) if before else b""
+        return [(at, at, layout + xml.element(line.prefix, "TextEquiv", conf, text))]
+    unicode = equiv.named("Unicode")
+    if unicode:
+        return xml.rewrite(data, equiv, conf, None) + xml.rewrite(data, unicode[0], {}, content)
+    if equiv.open_end == equiv.end:  # <TextEquiv/>; the schema requires a Unicode in it
+        return xml.rewrite(data, equiv, conf, text)
+    return [*xml.rewrite(data, equiv, conf, None), (equiv.close_start, equiv.close_start, text)]
