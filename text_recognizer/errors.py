@@ -40,3 +40,7 @@ class InferenceError(TextRecognizerError, ValueError):
 
 class CheckpointError(InferenceError):
     """A checkpoint or exported model that cannot be loaded, or that does not fit together."""
+
+
+class ImageError(InferenceError):
+    """An input that is not an image this package can read safely."""
