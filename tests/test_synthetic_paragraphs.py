@@ -33,12 +33,16 @@ def paragraphs(
 
 
 def test_paragraphs_are_pages_of_newline_joined_lines(paragraphs: SyntheticParagraphs) -> None:
+    page, _ = paragraphs.data_train[(0, 0, None)]
+    assert page.shape == (1, 576, 640)
+    assert page[:, :40, :200].max() > 0.5 and page[:, -40:, -40:].max() < 0.3
     images, targets = next(iter(paragraphs.train_dataloader()))
-    assert images.shape == (2, 1, 576, 640) and targets.shape == (2, 682)
+    # Batches are cropped to their content, in steps of 32 px.
+    assert images.shape[:2] == (2, 1) and targets.shape == (2, 682)
+    assert images.shape[2] % 32 == 0 and images.shape[2] < 576 and images.shape[3] % 32 == 0
     assert all(2 <= t.count("\n") + 1 <= 8 for t in paragraphs.data_train.texts)
     newlines = (targets == Tokenizer().newline_index).sum(1)
     assert (newlines >= 1).all()
-    assert images[:, :, :40, :200].max() > 0.5 and images[:, :, -40:, -40:].max() < 0.3
 
 
 def test_paragraphs_reuse_the_synthetic_lines_and_their_font_split(
@@ -72,9 +76,22 @@ def test_assembly_respects_the_page_and_the_label_length() -> None:
     pool = LinePool(crops, [f"line {i}" * 3 for i in range(20)])
     layout = Layout(line_counts=(20,), gaps=(5,), indents=(0,))
     rng = np.random.default_rng(0)
-    page, text = pool.assemble(rng, layout, height=200, width=640, max_text_length=1000)
+    page, text, _ = pool.assemble(rng, layout, height=200, width=640, max_text_length=1000)
     # Lines of 20 px of ink, 5 px apart, in 200 - 2 * 8 px of page: 7 fit.
     assert page.shape == (200, 640) and text.count("\n") + 1 == 7
-    page, text = pool.assemble(rng, layout, height=2000, width=640, max_text_length=40)
+    page, text, _ = pool.assemble(rng, layout, height=2000, width=640, max_text_length=40)
     assert len(text) <= 40 and text
     assert page.max() == 200  # the page keeps its lines' paper grey
+
+
+def test_a_page_is_in_one_hand_and_knows_its_family(
+    paragraphs: SyntheticParagraphs, tiny_lines: SyntheticLines
+) -> None:
+    tiny_lines.setup()
+    hands: dict[str, set[str]] = {}
+    for text, family in zip(tiny_lines.data_val.texts, tiny_lines.groups("val"), strict=True):
+        hands.setdefault(text, set()).add(family)
+    families = paragraphs.groups("val")
+    assert families is not None and len(families) == len(paragraphs.data_val)
+    for text, family in zip(paragraphs.data_val.texts, families, strict=True):
+        assert all(family in hands[line] for line in text.split("\n")), (text, family)

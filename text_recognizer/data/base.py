@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -18,6 +19,11 @@ from text_recognizer.data.transforms import EvalTransform, ImageStem, Resize, cr
 from text_recognizer.data.transforms.ink import content_widths
 from text_recognizer.io import atomic_path
 from text_recognizer.tokenizer import Tokenizer
+
+
+def run_seed() -> int:
+    """The run's seed, which `seed_everything` exports (0 outside a run)."""
+    return int(os.environ.get("PL_GLOBAL_SEED", 0))
 
 
 class ImageTextDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
@@ -42,18 +48,20 @@ class ImageTextDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
 
 
 def collate_cropped(
-    samples: list[tuple[torch.Tensor, torch.Tensor]],
+    samples: list[tuple[torch.Tensor, torch.Tensor]], columns: bool = True, rows: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stack a batch, then drop the paper columns all its images share on the right."""
+    """Stack a batch, then drop the paper columns all its images share on the right and, with
+    `rows`, the paper rows they share at the bottom."""
     images, targets = default_collate(samples)
-    return crop_to_content(images), targets
+    return crop_to_content(images, columns=columns, rows=rows), targets
 
 
 class BaseDataModule(pl.LightningDataModule):
     """Loaders over `data_train`, `data_val`, `data_test`, which subclasses fill in `setup`.
 
     `resize` is the stem's rule (see `ImageStem`): lines are read at the network's height;
-    page datamodules set `shrink`, so their writing keeps its scale.
+    page datamodules set `shrink`, so their writing keeps its scale. Batches are cropped to
+    their content's width with `crop_width`, and also to its height with `crop_height` (pages).
     """
 
     resize: ClassVar[Resize] = "height"
@@ -66,6 +74,7 @@ class BaseDataModule(pl.LightningDataModule):
         width: int,
         max_output_length: int,
         crop_width: bool = False,
+        crop_height: bool = False,
     ) -> None:
         super().__init__()
         if batch_size <= 0:
@@ -77,6 +86,7 @@ class BaseDataModule(pl.LightningDataModule):
         self.stem = ImageStem(height, width, self.resize)
         self.max_output_length = max_output_length
         self.crop_width = crop_width
+        self.crop_height = crop_height
         self.tokenizer = Tokenizer()
         self.data_train: ImageTextDataset
         self.data_val: ImageTextDataset
@@ -96,7 +106,7 @@ class BaseDataModule(pl.LightningDataModule):
         )
         return ImageTextDataset(images, texts, self.stem, targets)
 
-    def _loader(self, dataset: ImageTextDataset, train: bool) -> ResumableLoader:
+    def _sampler(self, dataset: ImageTextDataset, train: bool) -> WidthBucketSampler:
         """Training batches are shuffled by the run's seed (`seed_everything` exports it) and the
         epoch; every split is sharded across DDP processes by the sampler itself."""
         widths = np.zeros(len(dataset), dtype=np.int64)  # all alike: plain shuffled batches
@@ -104,18 +114,21 @@ class BaseDataModule(pl.LightningDataModule):
             if dataset.widths is None:
                 dataset.widths = content_widths(dataset.images)
             widths = dataset.widths
-        sampler = WidthBucketSampler(
-            widths,
-            self.batch_size,
-            shuffle=train,
-            seed=int(os.environ.get("PL_GLOBAL_SEED", 0)),
-            equal_shards=train,
+        return WidthBucketSampler(
+            widths, self.batch_size, shuffle=train, seed=run_seed(), equal_shards=train
         )
+
+    def _loader(self, dataset: ImageTextDataset, train: bool) -> ResumableLoader:
+        cropping = self.crop_width or self.crop_height
         return ResumableLoader(
             dataset,
             batch_size=self.batch_size,
-            sampler=sampler,
-            collate_fn=collate_cropped if self.crop_width else None,
+            sampler=self._sampler(dataset, train),
+            collate_fn=(
+                partial(collate_cropped, columns=self.crop_width, rows=self.crop_height)
+                if cropping
+                else None
+            ),
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )
@@ -181,7 +194,10 @@ class BaseDataModule(pl.LightningDataModule):
     @property
     def eval_transform(self) -> EvalTransform:
         """What validation and test apply to an image; inference applies the same."""
-        return EvalTransform(self.stem.height, self.stem.width, self.crop_width, self.resize)
+        stem = self.stem
+        return EvalTransform(
+            stem.height, stem.width, self.crop_width, stem.resize, self.crop_height
+        )
 
     def save_grid(self, path: Path, split: str = "train", count: int = 16) -> Path:
         """A PNG of `count` samples of `split`, each above its text, to look at the data."""

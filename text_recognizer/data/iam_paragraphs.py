@@ -135,7 +135,7 @@ def process_synthetic(
         def samples() -> Iterator[tuple[np.ndarray, str, str]]:
             for i in tqdm(range(size), desc="iam synthetic paragraphs", unit="paragraph"):
                 rng = np.random.default_rng([seed, i])
-                page, text = pool.assemble(rng, layout, height, width, max_output_length - 2)
+                page, text, _ = pool.assemble(rng, layout, height, width, max_output_length - 2)
                 yield page, text, f"synthetic-{i}"
 
         write_split(f, "train", size, (height, width), samples())

@@ -64,17 +64,35 @@ class Layout:
 
 
 class LinePool:
-    """Line crops (whitened and cut to ink, their paper's grey kept) and texts, in source order."""
+    """Line crops (whitened and cut to ink, their paper's grey kept) and texts, in source order.
 
-    def __init__(self, crops: Sequence[np.ndarray], texts: Sequence[str]) -> None:
+    With `groups` (a writer or font per line), a page's lines all come from its first line's
+    group, as a real page is in one hand.
+    """
+
+    def __init__(
+        self, crops: Sequence[np.ndarray], texts: Sequence[str], groups: Sequence[int] | None = None
+    ) -> None:
         if not crops or len(crops) != len(texts):
             raise ValueError(f"{len(crops)} line crops and {len(texts)} texts")
+        if groups is not None and len(groups) != len(texts):
+            raise ValueError(f"{len(groups)} groups for {len(texts)} lines")
         self.crops = [trim(whiten(c)) for c in crops]
         self.papers = [paper_level(c) for c in crops]
         self.texts = list(texts)
+        self.groups = np.zeros(len(texts), dtype=np.int64) if groups is None else np.asarray(groups)
+        self.members = {int(g): np.flatnonzero(self.groups == g) for g in np.unique(self.groups)}
+        self.rank = np.empty(len(texts), dtype=np.int64)
+        for members in self.members.values():
+            self.rank[members] = np.arange(len(members))
 
     def __len__(self) -> int:
         return len(self.texts)
+
+    def following(self, start: int, count: int) -> list[int]:
+        """`count` lines of `start`'s group from `start` on, in source order, wrapping around."""
+        members = self.members[int(self.groups[start])]
+        return [int(members[(self.rank[start] + i) % len(members)]) for i in range(count)]
 
     def assemble(
         self,
@@ -83,18 +101,17 @@ class LinePool:
         height: int,
         width: int,
         max_text_length: int,
-    ) -> tuple[np.ndarray, str]:
-        """A run of consecutive lines from a random start, as many as the layout draws and the
-        page and label length can hold; always at least one line (so every line's own text must
-        fit `max_text_length`)."""
+    ) -> tuple[np.ndarray, str, int]:
+        """A run of consecutive lines of one group from a random start, as many as the layout
+        draws and the page and label length can hold; always at least one line (so every line's
+        own text must fit `max_text_length`). Returns the page, its text and its first line."""
         count = int(rng.choice(layout.line_counts))
         start = int(rng.integers(len(self)))
         room = width - 2 * MARGIN
         placed: list[tuple[np.ndarray, int, int]] = []
         texts: list[str] = []
         y = MARGIN
-        for i in range(count):
-            index = (start + i) % len(self)
+        for i, index in enumerate(self.following(start, count)):
             crop, text = narrow(self.crops[index], room), self.texts[index]
             indent = min(int(rng.choice(layout.indents)), room - crop.shape[1])
             if i:
@@ -112,4 +129,4 @@ class LinePool:
             np.minimum(region, crop[:, : region.shape[1]], out=region)
         # The page takes the paper of its first line's source, as a scan has one paper colour.
         page = (page.astype(np.float32) * (self.papers[start] / 255.0)).round().astype(np.uint8)
-        return page, "\n".join(texts)
+        return page, "\n".join(texts), start

@@ -144,7 +144,8 @@ def export(recognizer: TextRecognizer, format: str, out: Path) -> Path:
         },
         "transform": transform.params(),
         "input": "float32 (batch, 1, height, width): grayscale resized to height, padded with "
-        "paper to width (cropped to the widest content if crop_width), ink 1 and paper 0",
+        "paper to width (cropped to the widest content if crop_width, and the tallest if "
+        "crop_height), ink 1 and paper 0",
         "max_length": recognizer.max_length,
         "ctc_decode_weight": network.ctc_decode_weight,
         "encoder": {"inputs": encoder_io[0], "outputs": encoder_io[1]},
@@ -164,10 +165,13 @@ def export(recognizer: TextRecognizer, format: str, out: Path) -> Path:
 
 
 def _encoder_dims(transform: EvalTransform) -> tuple[dict[int, Any]]:
-    batch = torch.export.Dim("batch")
-    if transform.crop_width:  # batches are cropped to their content: any width up to the full
-        return ({0: batch, 3: torch.export.Dim("width", max=transform.stem.width)},)
-    return ({0: batch},)
+    dims: dict[int, Any] = {0: torch.export.Dim("batch")}
+    # Batches cropped to their content: any height or width up to the full.
+    if transform.crop_height:
+        dims[2] = torch.export.Dim("height", max=transform.stem.height)
+    if transform.crop_width:
+        dims[3] = torch.export.Dim("width", max=transform.stem.width)
+    return (dims,)
 
 
 def _step_dims(max_length: int) -> tuple[dict[int, Any] | None, ...]:

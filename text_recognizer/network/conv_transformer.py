@@ -14,16 +14,18 @@ class NetworkOutput(NamedTuple):
     logits: Tensor
     """(b, t, num_tokens): teacher-forced next-token logits."""
     ctc_logits: Tensor | None
-    """(b, w, num_tokens) per encoder column, pad index as blank; None without a CTC head."""
+    """(b, h * w, num_tokens) per encoder position in reading order (row by row, each left to
+    right; a line's features are one row), pad index as blank; None without a CTC head."""
 
 
 class ConvTransformer(nn.Module):
     """Encoder feature map -> 2D positions -> memory sequence the decoder cross-attends to.
 
-    The optional CTC head reads the same feature map, averaged over height, as an auxiliary loss
-    that pushes the encoder to align columns with characters early in training. It can also feed
-    its reading into the memory (`ctc_memory`) and take a share in each greedy choice
-    (`ctc_decode_weight`, see `text_recognizer.ctc_prefix`).
+    The optional CTC head reads the same feature map in reading order, row by row, as an
+    auxiliary loss that pushes the encoder to align positions with characters early in training:
+    a line network's map is one row of columns, and a page network whose rows are one text line
+    high reads each line in its row. It can also feed its reading into the memory (`ctc_memory`)
+    and take a share in each greedy choice (`ctc_decode_weight`, see `text_recognizer.ctc_prefix`).
 
     The widths in between are read off the parts (the encoder's `out_dim`, the decoder's `dim`),
     so a config cannot state them wrong. Training passes the tokenizer's size and special indices
@@ -78,27 +80,27 @@ class ConvTransformer(nn.Module):
         self.max_output_length = max_output_length
 
     def ctc_logits(self, features: Tensor) -> Tensor | None:
-        """(b, c, h, w) features -> (b, w, num_tokens) per column, or None without the head."""
+        """(b, c, h, w) features -> (b, h * w, num_tokens) in reading order, or None without the
+        head."""
         if self.ctc_head is None:
             return None
-        return self.ctc_head(rearrange(features.mean(2), "b c w -> b w c"))
+        return self.ctc_head(rearrange(features, "b c h w -> b (h w) c"))
 
     def memory(self, features: Tensor, ctc_logits: Tensor | None = None) -> Tensor:
         """(b, c, h, w) features -> (b, h * w, decoder dim) with 2D sinusoidal positions.
 
-        With `ctc_memory`, each column also carries the CTC head's reading of it, as the mean of
-        the decoder's token embeddings under its posterior: a query can then find where the
+        With `ctc_memory`, each position also carries the CTC head's reading of it, as the mean
+        of the decoder's token embeddings under its posterior: a query can then find where the
         character it just emitted was read, so cross-attention learns to align sooner.
         """
         _, _, h, w = features.shape
-        x = self.to_memory(rearrange(features, "b c h w -> b h w c"))
+        x = self.to_memory(rearrange(features, "b c h w -> b (h w) c"))
         if self.ctc_memory:
             if ctc_logits is None:
                 ctc_logits = self.ctc_logits(features)
             assert ctc_logits is not None
             reading = ctc_logits.softmax(-1) @ self.decoder.token_emb.weight
-            x = x + F.rms_norm(reading, reading.shape[-1:]).unsqueeze(1)
-        x = rearrange(x, "b h w c -> b (h w) c")
+            x = x + F.rms_norm(reading, reading.shape[-1:])
         return x + sinusoidal_2d(h, w, x.shape[-1], x.device, x.dtype)
 
     def encode(self, images: Tensor) -> Tensor:

@@ -60,38 +60,58 @@ class ImageStem:
         return (1.0 - pixels.float() / 255.0).unsqueeze(0)
 
 
-def crop_to_content(images: torch.Tensor, multiple: int = 32) -> torch.Tensor:
-    """Drop the paper columns that every image of a (b, 1, h, w) batch has on its right.
+def crop_to_content(
+    images: torch.Tensor, multiple: int = 32, columns: bool = True, rows: bool = False
+) -> torch.Tensor:
+    """Drop the paper columns that every image of a (b, 1, h, w) batch has on its right (with
+    `columns`), and the paper rows they all have at the bottom (with `rows`).
 
-    Lines are left-aligned and padded to a fixed width that most do not need; cropping the batch
-    to its widest line (rounded up to `multiple`) saves the encoder that empty work.
+    Lines are left-aligned and padded to a fixed width that most do not need, and pages are
+    placed at the top left of a fixed page that most fill only in part: cropping the batch to
+    its widest (and tallest) content, rounded up to `multiple`, saves the encoder that empty work.
     """
-    ink_columns = ink_mask_inverted(images).any(dim=(0, 1, 2)).nonzero()
-    if ink_columns.numel() == 0:
-        return images[..., :multiple]
-    width = min(
-        images.shape[-1], -(-(int(ink_columns.max()) + 1 + multiple // 4) // multiple) * multiple
-    )
-    return images[..., :width]
+    ink = ink_mask_inverted(images)
+    if columns:
+        images = images[..., : _extent(ink.any(dim=(0, 1, 2)), multiple)]
+    if rows:
+        images = images[..., : _extent(ink.any(dim=(0, 1, 3)), multiple), :]
+    return images
+
+
+def _extent(has_ink: torch.Tensor, multiple: int) -> int:
+    """The length that keeps every inked position of `has_ink` and a little paper after it,
+    rounded up to `multiple` (at least `multiple`, at most the full length)."""
+    inked = has_ink.nonzero()
+    if inked.numel() == 0:
+        return multiple
+    return min(has_ink.numel(), -(-(int(inked.max()) + 1 + multiple // 4) // multiple) * multiple)
 
 
 class EvalTransform:
     """What validation and test apply, so that inference applies exactly the same: the stem per
-    image, then, for datamodules that crop their batches (`crop_width`), `crop_to_content`."""
+    image, then, for datamodules that crop their batches (`crop_width`, and `crop_height` for
+    pages), `crop_to_content`."""
 
-    def __init__(self, height: int, width: int, crop_width: bool, resize: Resize) -> None:
+    def __init__(
+        self, height: int, width: int, crop_width: bool, resize: Resize, crop_height: bool = False
+    ) -> None:
         self.stem = ImageStem(height, width, resize)
         self.crop_width = crop_width
+        self.crop_height = crop_height
 
     def params(self) -> dict[str, int | bool | str]:
-        """Plain values that rebuild this transform (`EvalTransform(**params)`)."""
+        """Plain values that rebuild this transform (`EvalTransform(**params)`); `crop_height`
+        only when set, so that line checkpoints read as they always have."""
         stem = self.stem
-        return {
+        params: dict[str, int | bool | str] = {
             "height": stem.height,
             "width": stem.width,
             "crop_width": self.crop_width,
             "resize": stem.resize,
         }
+        if self.crop_height:
+            params["crop_height"] = True
+        return params
 
     def order(self, fitted: list[np.ndarray]) -> np.ndarray:
         """Indices of stem-fitted images by content width when cropping, as the validation
@@ -103,4 +123,6 @@ class EvalTransform:
     def batch(self, fitted: list[np.ndarray]) -> torch.Tensor:
         """Stem-fitted uint8 images -> the (b, 1, height, w) float batch the network reads."""
         images = torch.stack([self.stem(image) for image in fitted])
-        return crop_to_content(images) if self.crop_width else images
+        if not (self.crop_width or self.crop_height):
+            return images
+        return crop_to_content(images, columns=self.crop_width, rows=self.crop_height)
