@@ -207,17 +207,16 @@ class BaseDataModule(pl.LightningDataModule):
 
 
 def save_captioned_grid(path: Path, rows: list[tuple[np.ndarray, list[str]]]) -> Path:
-    """A PNG of uint8 images stacked top to bottom, each above its caption lines (newlines in a
-    line shown as ' | '), written atomically."""
+    """A PNG of uint8 images stacked top to bottom, each above its caption lines (a page's text
+    a line of the caption for each of its lines), written atomically."""
     font = ImageFont.load_default(14)
     strips = []
     for pixels, captions in rows:
         image = Image.fromarray(pixels).convert("L")
-        label = Image.new("L", (image.width, 4 + 16 * len(captions)), 255)
-        for n, caption in enumerate(captions):
-            ImageDraw.Draw(label).text(
-                (2, 2 + 16 * n), caption.replace("\n", " | "), font=font, fill=0
-            )
+        lines = [line for caption in captions for line in caption.split("\n")]
+        label = Image.new("L", (image.width, 4 + 16 * len(lines)), 255)
+        for n, line in enumerate(lines):
+            ImageDraw.Draw(label).text((2, 2 + 16 * n), line, font=font, fill=0)
         strips += [np.asarray(image), np.asarray(label)]
     width = max(s.shape[1] for s in strips)
     grid = np.concatenate(

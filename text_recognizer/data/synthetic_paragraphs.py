@@ -146,15 +146,18 @@ class SyntheticParagraphs(BaseDataModule):
             yield page, text, f"{split}-{i}"
 
     def setup(self, stage: str | None = None) -> None:
-        if hasattr(self, "data_train"):
+        """Validation and test pages from the h5; the training lines only when fitting (their
+        pool takes a while to build, and evaluation needs none of it)."""
+        if not hasattr(self, "data_val"):
+            self.prepare_data()
+            for split in EVAL_SPLITS:
+                images, texts, ids = read_split(self.path, split)
+                check_labels(texts, ids, self.max_output_length, "synthetic paragraph")
+                setattr(self, f"data_{split}", self.dataset(images, texts))
+                with reading(self.path) as f:
+                    self.families[split] = [n.decode() for n in f[split]["families"][:]]
+        if stage not in (None, "fit") or hasattr(self, "data_train"):
             return
-        self.prepare_data()
-        for split in EVAL_SPLITS:
-            images, texts, ids = read_split(self.path, split)
-            check_labels(texts, ids, self.max_output_length, "synthetic paragraph")
-            setattr(self, f"data_{split}", self.dataset(images, texts))
-            with reading(self.path) as f:
-                self.families[split] = [n.decode() for n in f[split]["families"][:]]
         self.data_train = AssembledPages(  # type: ignore[assignment]
             self._pool(self.lines.path(), "train")[0],
             self.layout,
