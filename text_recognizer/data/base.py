@@ -53,7 +53,9 @@ class BaseDataModule(pl.LightningDataModule):
     """Loaders over `data_train`, `data_val`, `data_test`, which subclasses fill in `setup`.
 
     `resize` is the stem's rule (see `ImageStem`): lines are read at the network's height;
-    page datamodules set `shrink`, so their writing keeps its scale.
+    page datamodules set `shrink`, so their writing keeps its scale. Validation and test read
+    batches of `eval_batch_size` (default: `batch_size`): decoding goes a token at a time, so a
+    small training batch would leave it waiting on each step for a few lines.
     """
 
     resize: ClassVar[Resize] = "height"
@@ -66,13 +68,17 @@ class BaseDataModule(pl.LightningDataModule):
         width: int,
         max_output_length: int,
         crop_width: bool = False,
+        eval_batch_size: int | None = None,
     ) -> None:
         super().__init__()
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
+        if eval_batch_size is not None and eval_batch_size <= 0:
+            raise ValueError(f"eval_batch_size must be positive, got {eval_batch_size}")
         if num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, got {num_workers}")
         self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers = num_workers
         self.stem = ImageStem(height, width, self.resize)
         self.max_output_length = max_output_length
@@ -104,16 +110,17 @@ class BaseDataModule(pl.LightningDataModule):
             if dataset.widths is None:
                 dataset.widths = content_widths(dataset.images)
             widths = dataset.widths
+        batch_size = self.batch_size if train else self.eval_batch_size
         sampler = WidthBucketSampler(
             widths,
-            self.batch_size,
+            batch_size,
             shuffle=train,
             seed=int(os.environ.get("PL_GLOBAL_SEED", 0)),
             equal_shards=train,
         )
         return ResumableLoader(
             dataset,
-            batch_size=self.batch_size,
+            batch_size=batch_size,
             sampler=sampler,
             collate_fn=collate_cropped if self.crop_width else None,
             num_workers=self.num_workers,
