@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 import warnings
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from text_recognizer.inference.errors import ImageError
+from text_recognizer.inference.errors import ImageError, ImageTooLargeError, NotAnImageError
 
 ImageInput = str | os.PathLike[str] | Image.Image | np.ndarray
 
@@ -43,20 +44,46 @@ def _read_file(path: Path) -> Image.Image:
         raise ImageError(path, "is a directory")
     if path.stat().st_size == 0:
         raise ImageError(path, "empty file")
-    # Pillow only warns between its pixel limit and twice that; a service must refuse both,
-    # before decoding allocates the pixels.
+    return decode_image(path, path)
+
+
+def decode_image(
+    data: bytes | Path,
+    source: object,
+    max_pixels: int | None = None,
+    formats: tuple[str, ...] | None = None,
+) -> Image.Image:
+    """Decode a file or its bytes to grayscale, its format found by decoding it.
+
+    `max_pixels` (besides Pillow's own limit) and `formats` (Pillow's names; None: all) are
+    for a service, whose uploads are untrusted: sizes are checked from the header, before
+    decoding allocates the pixels.
+    """
+    if isinstance(data, bytes) and not data:
+        raise ImageError(source, "empty file")
+    # Pillow only warns between its pixel limit and twice that; a service must refuse both.
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            with Image.open(path) as image:
+            with Image.open(
+                BytesIO(data) if isinstance(data, bytes) else data, formats=formats
+            ) as image:
+                pixels = image.width * image.height
+                if max_pixels is not None and pixels > max_pixels:
+                    raise ImageTooLargeError(
+                        source,
+                        f"{image.width} x {image.height} pixels; at most {max_pixels:,} are read",
+                    )
                 image.load()
                 return image.convert("L")
+        except ImageError:
+            raise
         except (Image.DecompressionBombWarning, Image.DecompressionBombError) as error:
-            raise ImageError(path, f"too large to decode safely ({error})") from error
+            raise ImageTooLargeError(source, f"too large to decode safely ({error})") from error
         except UnidentifiedImageError as error:
-            raise ImageError(path, "not an image (unrecognised format)") from error
+            raise NotAnImageError(source, "not an image (unrecognised format)") from error
         except (OSError, SyntaxError, ValueError) as error:
-            raise ImageError(path, f"truncated or corrupt image ({error})") from error
+            raise ImageError(source, f"truncated or corrupt image ({error})") from error
 
 
 def folder_images(folder: Path) -> list[Path]:
