@@ -1,0 +1,72 @@
+"""Running the app under uvicorn: one process, or `workers` processes that each load the model
+(uvicorn's worker manager restarts one that dies)."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import os
+from typing import Any
+
+import torch
+import uvicorn
+from fastapi import FastAPI
+from uvicorn.config import LOGGING_CONFIG
+
+from text_recognizer.serve.app import create_app
+from text_recognizer.serve.model import load_model
+from text_recognizer.serve.settings import Settings
+
+WORKER_ENV = "TEXT_RECOGNIZER_SERVE_WORKER"
+"""How worker processes get the model and settings: JSON in the environment they inherit."""
+
+
+def serve(
+    settings: Settings,
+    checkpoint: str | None = None,
+    exported: str | None = None,
+    device: str = "cpu",
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+) -> None:
+    """Load the model here first, so that a bad checkpoint is one line and no server starts."""
+    app = create_app(load_model(checkpoint, exported, device), settings)
+    options: dict[str, Any] = {"host": host, "port": port, "log_config": log_config()}
+    # Successful requests are counted in /metrics; each failed one logs its own line.
+    options["access_log"] = False
+    if workers == 1:
+        uvicorn.run(app, **options)
+        return
+    os.environ[WORKER_ENV] = json.dumps(
+        {
+            "settings": dataclasses.asdict(settings),
+            "checkpoint": checkpoint,
+            "exported": exported,
+            "device": device,
+            "threads": max(1, torch.get_num_threads() // workers),
+        }
+    )
+    uvicorn.run(f"{__name__}:worker_app", factory=True, workers=workers, **options)
+
+
+def worker_app() -> FastAPI:
+    """The app of one of several worker processes, which share the cores between them."""
+    config = json.loads(os.environ[WORKER_ENV])
+    torch.set_num_threads(config["threads"])
+    settings = config["settings"]
+    settings["cors_origins"] = tuple(settings["cors_origins"])
+    model = load_model(config["checkpoint"], config["exported"], config["device"])
+    return create_app(model, Settings(**settings))
+
+
+def log_config() -> dict[str, Any]:
+    """uvicorn's own, with this package's error lines in the same format."""
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["text_recognizer.serve"] = {
+        "handlers": ["default"],
+        "level": "INFO",
+        "propagate": False,
+    }
+    return config
