@@ -48,7 +48,15 @@ def serve(
             "threads": max(1, torch.get_num_threads() // workers),
         }
     )
-    uvicorn.run(f"{__name__}:worker_app", factory=True, workers=workers, **options)
+    # A worker imports torch and loads the model before it answers the manager's health check,
+    # which takes longer than uvicorn's 5 s default on a busy machine.
+    uvicorn.run(
+        f"{__name__}:worker_app",
+        factory=True,
+        workers=workers,
+        timeout_worker_healthcheck=60,
+        **options,
+    )
 
 
 def worker_app() -> FastAPI:
