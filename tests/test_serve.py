@@ -96,7 +96,7 @@ def test_the_api_reads_what_predict_reads(
             assert 0 < answer["seconds"] < 30
             assert answer["model"] == {"kind": "line", "sha256": described["sha256"]}
             assert "stem" not in answer
-            encoded = base64.b64encode(path.read_bytes()).decode()
+            encoded = base64.encodebytes(path.read_bytes()).decode()  # with line breaks
             as_json = client.post("/v1/recognize", json={"image": encoded}).json()
             assert as_json["text"] == text
         data_url = client.post(
@@ -136,6 +136,7 @@ def test_every_error_is_json_with_its_status_and_one_log_line(
             (400, {"json": {"picture": "x"}}, "base64 string 'image'"),
             (400, {"json": {"image": "not base64!"}}, "not valid base64"),
             (400, {"files": {"other": ("x.png", good)}}, "no file field 'image'"),
+            (400, {"content": good, "headers": NO_BOUNDARY}, "Missing boundary"),
             (413, {"files": {"image": ("big.png", b"\0" * (limit + 1))}}, "at most 65,536"),
             (413, {"content": chunks(), "headers": JSON}, "more than 65,536 bytes"),
             (413, {"files": {"image": ("bomb.png", bomb)}}, "2000 x 2000 pixels"),
@@ -169,6 +170,7 @@ def test_every_error_is_json_with_its_status_and_one_log_line(
 
 
 JSON = {"content-type": "application/json"}
+NO_BOUNDARY = {"content-type": "multipart/form-data"}
 
 
 @contextlib.contextmanager

@@ -23,6 +23,7 @@ from PIL import Image
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import ClientDisconnect
 
 from text_recognizer.inference.errors import ImageError, ImageTooLargeError, NotAnImageError
 from text_recognizer.inference.images import decode_image
@@ -143,8 +144,10 @@ def create_app(model: Model, settings: Settings | None = None) -> FastAPI:
             raise ServeError(503, f"no answer within {settings.timeout_s:g} s") from None
         except BusyError as error:
             raise ServeError(503, str(error), headers={"Retry-After": "1"}) from None
-        except ServeError:
+        except (ServeError, HTTPException):  # answered as they say
             raise
+        except ClientDisconnect:
+            raise ServeError(400, "the client disconnected before its upload was in") from None
         except Exception as error:  # a bug, not the input: answered, and the server goes on
             logger.exception("POST /v1/recognize 500: %s", error)
             return JSONResponse({"error": f"internal error ({type(error).__name__})"}, 500)

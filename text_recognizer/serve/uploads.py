@@ -94,8 +94,8 @@ async def read_upload(request: Request) -> Upload:
 def _base64(text: str) -> bytes:
     if text.startswith("data:"):
         text = text.partition(",")[2]
-    try:
-        return base64.b64decode(text, validate=True)
+    try:  # line breaks, as `base64` writes them, are allowed; any other stray character is not
+        return base64.b64decode("".join(text.split()), validate=True)
     except (binascii.Error, ValueError) as error:
         raise ServeError(400, f"'image' is not valid base64 ({error})") from None
 

@@ -68,7 +68,9 @@ $("file").addEventListener("change", () => {
   $("file").value = "";
 });
 document.addEventListener("paste", (event) => {
-  const item = [...event.clipboardData.items].find((i) => i.type.startsWith("image/"));
+  if (event.target instanceof HTMLInputElement) return; // a token pasted into its field
+  const items = event.clipboardData ? [...event.clipboardData.items] : [];
+  const item = items.find((i) => i.type.startsWith("image/"));
   if (!item) {
     showError("The clipboard holds no image.");
     return;
