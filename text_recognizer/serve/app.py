@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 from fastapi import Depends, FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from PIL import Image
@@ -84,10 +83,6 @@ def create_app(model: Model, settings: Settings | None = None) -> FastAPI:
         return error_response(
             request.method, request.url.path, error.status_code, str(error.detail), error.headers
         )
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
-        return error_response(request.method, request.url.path, 422, str(error.errors()))
 
     async def authorized(request: Request) -> None:
         if settings.token is None:
