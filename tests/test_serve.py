@@ -230,19 +230,48 @@ async def post_all(url: str, images: list[bytes]) -> list[httpx.Response]:
         )
 
 
-def test_concurrent_requests_are_decoded_as_batches(model: Model, tiny_checkpoint: Tiny) -> None:
+@pytest.mark.parametrize(("max_batch", "batches"), [(8, 2), (1, len(TEXTS))])
+def test_requests_that_wait_together_are_decoded_as_one_batch(
+    model: Model,
+    tiny_checkpoint: Tiny,
+    monkeypatch: pytest.MonkeyPatch,
+    max_batch: int,
+    batches: int,
+) -> None:
+    """The first request holds the decoder; the others, sent meanwhile, wait and are then
+    decoded together (in one batch, or one by one with batching off), each answered its own."""
     images = [png(image) for image in tiny_checkpoint.images]
-    for max_batch, batched in ((8, True), (1, False)):
-        settings = Settings(max_batch=max_batch, max_wait_ms=300)
-        with running(create_app(model, settings)) as url, httpx.Client(base_url=url) as client:
-            answers = asyncio.run(post_all(url, images))
-            assert [a.json()["text"] for a in answers] == TEXTS  # each its own answer
-            batches, decoded = batch_sizes(client)
-        assert decoded == len(TEXTS)
-        if batched:
-            assert batches < decoded - 1, "no two requests shared a batch"
-        else:
-            assert batches == decoded
+    with (
+        running(create_app(model, Settings(max_batch=max_batch))) as url,
+        httpx.Client(base_url=url) as client,
+    ):
+        gate = Gate(model)
+        monkeypatch.setattr(model.recognizer, "predict_fitted", gate)
+        answers: list[httpx.Response] = []
+        first = threading.Thread(target=lambda: answers.append(post_image(client, images[0])))
+        first.start()
+        assert gate.entered.wait(10)
+
+        def send_the_rest() -> None:
+            answers.extend(asyncio.run(post_all(url, images[1:])))
+
+        rest = threading.Thread(target=send_the_rest)
+        rest.start()
+        while client.get("/healthz").json()["queue_depth"] < len(images) - 1:
+            time.sleep(0.01)
+        gate.opened.set()
+        first.join()
+        rest.join()
+        assert [a.json()["text"] for a in answers] == TEXTS
+        assert batch_sizes(client) == (batches, len(TEXTS))
+
+
+def test_a_lone_request_does_not_wait_for_company(model: Model, tiny_checkpoint: Tiny) -> None:
+    """A batch waits only for requests already being read: with a long max wait, one request
+    at a time is still answered at once."""
+    with client_of(model, max_wait_ms=5000) as client:
+        answer = post_image(client, png(tiny_checkpoint.images[3])).json()
+    assert answer["text"] == TEXTS[3] and answer["seconds"] < 5
 
 
 def test_a_token_guards_v1_only(model: Model, tiny_checkpoint: Tiny) -> None:

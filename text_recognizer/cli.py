@@ -153,8 +153,9 @@ def _serve(args: argparse.Namespace) -> int:
     from text_recognizer.serve.server import serve
     from text_recognizer.serve.settings import TOKEN_ENV
 
-    if args.workers <= 0:
-        raise InferenceError("--workers", f"must be positive, got {args.workers}")
+    for flag in ("workers", "threads"):
+        if (value := getattr(args, flag)) is not None and value <= 0:
+            raise InferenceError(f"--{flag}", f"must be positive, got {value}")
     settings = Settings(
         max_batch=args.max_batch,
         max_wait_ms=args.max_wait_ms,
@@ -165,7 +166,16 @@ def _serve(args: argparse.Namespace) -> int:
         token=args.token or os.environ.get(TOKEN_ENV) or None,
         cors_origins=tuple(args.cors_origin),
     )
-    serve(settings, args.checkpoint, args.model, args.device, args.host, args.port, args.workers)
+    serve(
+        settings,
+        args.checkpoint,
+        args.model,
+        args.device,
+        args.host,
+        args.port,
+        args.workers,
+        args.threads,
+    )
     return 0
 
 
@@ -211,6 +221,7 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1, help="processes, each with the model")
+    serve.add_argument("--threads", type=int, help="torch threads per process (default: cores/N)")
     serve.add_argument("--device", default="cpu", help="cpu, cuda[:N] or auto")
     serve.add_argument(
         "--token", help="require `Authorization: Bearer TOKEN` on /v1/* (or $TEXT_RECOGNIZER_TOKEN)"

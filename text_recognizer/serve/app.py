@@ -131,9 +131,10 @@ def create_app(model: Model, settings: Settings | None = None) -> FastAPI:
         began = time.perf_counter()
         try:
             async with asyncio.timeout(settings.timeout_s):
-                upload = await read_upload(request)
-                check_options(upload.options, model.kind)
-                fitted = await run_in_threadpool(fit, upload.image)
+                with batcher.reading():
+                    upload = await read_upload(request)
+                    check_options(upload.options, model.kind)
+                    fitted = await run_in_threadpool(fit, upload.image)
                 prediction = await batcher.submit(fitted)
         except TimeoutError:
             raise ServeError(503, f"no answer within {settings.timeout_s:g} s") from None

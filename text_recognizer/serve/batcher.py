@@ -1,6 +1,8 @@
-"""Dynamic batching: requests that arrive within `max_wait` of a batch's first are decoded with
-it as one batch, on one thread off the event loop, so throughput under load is the batch speed
-while a lone request waits at most `max_wait`. While a batch decodes, the next one gathers."""
+"""Dynamic batching: requests are decoded in batches of up to `max_batch`, on one thread off the
+event loop, so that throughput under load is the batch speed. While a batch decodes, the next
+one gathers. The first request of a batch waits, at most `max_wait`, only for requests the server
+has already received and is still reading: a lone request never waits, and the requests of many
+clients who sent theirs at nearly the same time are decoded together."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import collections
 import concurrent.futures
 import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,6 +40,7 @@ class Batcher:
         self.max_queue = max_queue
         self.metrics: Metrics | None = None
         self._waiting: collections.deque[_Request] = collections.deque()
+        self._reading = 0
         self._arrived = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._decoder: concurrent.futures.ThreadPoolExecutor | None = None
@@ -65,6 +69,16 @@ class Batcher:
                 request.answer.set_exception(BusyError("the server is shutting down"))
         if self._decoder is not None:
             self._decoder.shutdown(wait=True)
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        """Around reading a request and its stem: a gathering batch waits for it."""
+        self._reading += 1
+        try:
+            yield
+        finally:
+            self._reading -= 1
+            self._arrived.set()
 
     async def submit(self, fitted: np.ndarray) -> Prediction:
         """The image's prediction once its batch is decoded. Cancelling the wait (a timeout)
@@ -95,7 +109,7 @@ class Batcher:
         while not self._waiting:
             await self._arrival()
         deadline = time.perf_counter() + self.max_wait
-        while len(self._waiting) < self.max_batch:
+        while len(self._waiting) < self.max_batch and self._reading:
             left = deadline - time.perf_counter()
             if left <= 0 or not await self._arrival(left):
                 break

@@ -30,8 +30,12 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     workers: int = 1,
+    threads: int | None = None,
 ) -> None:
-    """Load the model here first, so that a bad checkpoint is one line and no server starts."""
+    """Load the model here first, so that a bad checkpoint is one line and no server starts.
+    `threads`: torch's threads per process (default: the cores shared among the workers)."""
+    threads = threads or max(1, torch.get_num_threads() // workers)
+    torch.set_num_threads(threads)
     app = create_app(load_model(checkpoint, exported, device), settings)
     options: dict[str, Any] = {"host": host, "port": port, "log_config": log_config()}
     # Successful requests are counted in /metrics; each failed one logs its own line.
@@ -45,7 +49,7 @@ def serve(
             "checkpoint": checkpoint,
             "exported": exported,
             "device": device,
-            "threads": max(1, torch.get_num_threads() // workers),
+            "threads": threads,
         }
     )
     # A worker imports torch and loads the model before it answers the manager's health check,
