@@ -37,6 +37,7 @@ LINES = 200  # distinct test lines the users pick from
 USERS = (1, 8, 32)
 BAD_USERS, BAD_FRACTION = 32, 0.1
 MODES = {"on": 32, "off": 1}  # batching: the server's --max-batch
+SERVER_FLAGS = ("threads", "max_wait_ms")  # passed on to both servers when given
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")  # not imported: Locust patches the stdlib
 
 
@@ -58,10 +59,10 @@ def test_lines(checkpoint: Path, count: int) -> list[np.ndarray]:
 
 
 @contextlib.contextmanager
-def server(checkpoint: Path, max_batch: int, log: Path) -> Iterator[tuple[str, subprocess.Popen]]:
+def server(checkpoint: Path, flags: list[str], log: Path) -> Iterator[tuple[str, subprocess.Popen]]:
     port = free_port()
     command = [sys.executable, "-m", "text_recognizer.cli", "serve", "--checkpoint"]
-    command += [str(checkpoint), "--port", str(port), "--max-batch", str(max_batch)]
+    command += [str(checkpoint), "--port", str(port), *flags]
     with log.open("w") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -174,7 +175,9 @@ def number(cell: str) -> float | None:
     return None if cell == "N/A" else float(cell)
 
 
-def measure(checkpoint: Path, seconds: int, users: tuple[int, ...], folder: Path) -> dict[str, Any]:
+def measure(
+    checkpoint: Path, seconds: int, users: tuple[int, ...], flags: list[str], folder: Path
+) -> dict[str, Any]:
     images = folder / "images"
     images.mkdir()
     pngs = []
@@ -184,8 +187,10 @@ def measure(checkpoint: Path, seconds: int, users: tuple[int, ...], folder: Path
     rows, details = [], []
     with contextlib.ExitStack() as stack:
         servers = {
-            mode: stack.enter_context(server(checkpoint, max_batch, folder / f"{mode}.log"))
-            for mode, max_batch in MODES.items()
+            mode: stack.enter_context(
+                server(checkpoint, [*flags, "--max-batch", str(b)], folder / f"{mode}.log")
+            )
+            for mode, b in MODES.items()
         }
         limits = httpx.get(f"{servers['on'][0]}/v1/model").json()["limits"]
         options = ["--images", str(images), "--max-upload-bytes", str(limits["max_upload_bytes"])]
@@ -226,13 +231,17 @@ def main() -> None:
     parser.add_argument("--checkpoint", required=True, type=Path)
     parser.add_argument("--seconds", type=int, default=20, help="length of each phase")
     parser.add_argument("--smoke", action="store_true", help="5 s phases, 1 and 4 users")
+    parser.add_argument("--threads", type=int, help="the servers' torch threads")
+    parser.add_argument("--max-wait-ms", type=float, help="the batching server's max wait")
     args = parser.parse_args()
+    given = {k: v for k, v in vars(args).items() if k in SERVER_FLAGS and v is not None}
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in given.items()]
     if not args.checkpoint.is_file():
         sys.exit(f"error: {args.checkpoint}: no such checkpoint")
     seconds, users = (5, (1, 4)) if args.smoke else (args.seconds, USERS)
     load_before = machine()
     with tempfile.TemporaryDirectory() as folder:
-        measured = measure(args.checkpoint, seconds, users, Path(folder))
+        measured = measure(args.checkpoint, seconds, users, flags, Path(folder))
     rows = measured["rows"]
     print()
     print_table(rows)
@@ -245,7 +254,7 @@ def main() -> None:
         "truncated; each must get its 4xx.",
         "checkpoint": str(args.checkpoint),
         "seconds_per_phase": seconds,
-        "servers": {mode: {"max_batch": b} for mode, b in MODES.items()},
+        "servers": {mode: {"max_batch": b, "flags": flags} for mode, b in MODES.items()},
         "limits": measured["limits"],
         "rows": rows,
         "details": measured["details"],
