@@ -6,8 +6,10 @@ and take turns: 1, 8 and 32 concurrent users on each, so that a change in the ma
 falls on both alike. Then a phase at 32 users where 10% of the posts are bad inputs. Each phase
 lasts `--seconds`. It reports p50/p95/p99 latency and requests/s per phase (Locust's figures,
 over HTTP end to end), the 5xx answers each server counted in /metrics, and whether a server
-process ended, and writes `benchmarks/results/serve.json`. `--smoke` runs 5 s phases at 1 and
-4 users and writes nothing.
+process ended, and writes `benchmarks/results/serve.json`. Before the servers start, the
+decoder's own speed on the same lines, alone and in batches of 16, is measured in this process:
+the ceiling the HTTP figures are read against. `--smoke` runs 5 s phases at 1 and 4 users and
+writes nothing.
 """
 
 from __future__ import annotations
@@ -26,18 +28,21 @@ from typing import Any
 
 import httpx
 import numpy as np
+import torch
 from PIL import Image
 
 from benchmarks.common import machine, print_table, write
 from text_recognizer.data.processed import reading
 from text_recognizer.data.synthetic_lines import SyntheticLines
+from text_recognizer.inference import TextRecognizer
 from text_recognizer.inference.checkpoint import load_checkpoint
+from text_recognizer.serve.server import default_threads
 
 LINES = 200  # distinct test lines the users pick from
+IN_PROCESS_LINES = 64
 USERS = (1, 8, 32)
 BAD_USERS, BAD_FRACTION = 32, 0.1
 MODES = {"on": 32, "off": 1}  # batching: the server's --max-batch
-SERVER_FLAGS = ("threads", "max_wait_ms")  # passed on to both servers when given
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")  # not imported: Locust patches the stdlib
 
 
@@ -175,13 +180,40 @@ def number(cell: str) -> float | None:
     return None if cell == "N/A" else float(cell)
 
 
+def in_process(checkpoint: Path, lines: list[np.ndarray], threads: int) -> dict[str, Any]:
+    """The decoder's own speed on the same lines, before any server runs: alone, and in batches
+    of 16 as a server gets them (the lines in their order, each batch cropped to its widest and
+    decoded until its longest ends). No HTTP, no other process: the ceiling of the figures."""
+    torch.set_num_threads(threads)
+    recognizer = TextRecognizer.from_checkpoint(checkpoint)
+    fitted = [recognizer.fit(line) for line in lines[:IN_PROCESS_LINES]]
+    recognizer.predict_fitted(fitted[:4])
+    result: dict[str, Any] = {"threads": threads, "lines": len(fitted)}
+    for batch in (1, 16):
+        began = time.perf_counter()
+        for start in range(0, len(fitted), batch):
+            recognizer.predict_fitted(fitted[start : start + batch], batch)
+        seconds = (time.perf_counter() - began) / len(fitted)
+        result[f"batch{batch}_ms_per_line"] = seconds * 1000
+        result[f"batch{batch}_lines_per_s"] = 1 / seconds
+    return result
+
+
 def measure(
-    checkpoint: Path, seconds: int, users: tuple[int, ...], flags: list[str], folder: Path
+    checkpoint: Path,
+    seconds: int,
+    users: tuple[int, ...],
+    threads: int,
+    flags: list[str],
+    folder: Path,
 ) -> dict[str, Any]:
     images = folder / "images"
     images.mkdir()
     pngs = []
-    for i, line in enumerate(test_lines(checkpoint, LINES)):
+    lines = test_lines(checkpoint, LINES)
+    reference = in_process(checkpoint, lines, threads)
+    print(f"in process: {reference}")
+    for i, line in enumerate(lines):
         Image.fromarray(line).save(images / f"{i:04d}.png")
         pngs.append((images / f"{i:04d}.png").read_bytes())
     rows, details = [], []
@@ -206,7 +238,13 @@ def measure(
             rows.append(row)
             details.append(detail)
         ended = {mode: process.poll() for mode, (_, process) in servers.items()}
-    return {"rows": rows, "details": details, "servers_ended": ended, "limits": limits}
+    return {
+        "rows": rows,
+        "details": details,
+        "servers_ended": ended,
+        "limits": limits,
+        "in_process": reference,
+    }
 
 
 def targets(rows: list[dict[str, Any]], ended: dict[str, int | None]) -> dict[str, Any]:
@@ -234,14 +272,16 @@ def main() -> None:
     parser.add_argument("--threads", type=int, help="the servers' torch threads")
     parser.add_argument("--max-wait-ms", type=float, help="the batching server's max wait")
     args = parser.parse_args()
-    given = {k: v for k, v in vars(args).items() if k in SERVER_FLAGS and v is not None}
-    flags = [f"--{k.replace('_', '-')}={v}" for k, v in given.items()]
+    threads = args.threads or default_threads()  # the servers' default, stated
+    flags = [f"--threads={threads}"]
+    if args.max_wait_ms is not None:
+        flags.append(f"--max-wait-ms={args.max_wait_ms}")
     if not args.checkpoint.is_file():
         sys.exit(f"error: {args.checkpoint}: no such checkpoint")
     seconds, users = (5, (1, 4)) if args.smoke else (args.seconds, USERS)
     load_before = machine()
     with tempfile.TemporaryDirectory() as folder:
-        measured = measure(args.checkpoint, seconds, users, flags, Path(folder))
+        measured = measure(args.checkpoint, seconds, users, threads, flags, Path(folder))
     rows = measured["rows"]
     print()
     print_table(rows)
@@ -256,6 +296,7 @@ def main() -> None:
         "seconds_per_phase": seconds,
         "servers": {mode: {"max_batch": b, "flags": flags} for mode, b in MODES.items()},
         "limits": measured["limits"],
+        "in_process": measured["in_process"],
         "rows": rows,
         "details": measured["details"],
         "servers_ended": measured["servers_ended"],

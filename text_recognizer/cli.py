@@ -221,7 +221,9 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1, help="processes, each with the model")
-    serve.add_argument("--threads", type=int, help="torch threads per process (default: cores/N)")
+    serve.add_argument(
+        "--threads", type=int, help="torch threads per process (default: (cores - 1) / workers)"
+    )
     serve.add_argument("--device", default="cpu", help="cpu, cuda[:N] or auto")
     serve.add_argument(
         "--token", help="require `Authorization: Bearer TOKEN` on /v1/* (or $TEXT_RECOGNIZER_TOKEN)"
