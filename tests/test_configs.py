@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import pytorch_lightning as pl
+from fake_documents import lines_of, untrained_checkpoint, write_page
 from helpers import compose_with
 from hydra.utils import get_object
 from omegaconf import OmegaConf
@@ -44,13 +45,28 @@ def test_every_config_composes_and_names_importable_targets(override: str) -> No
         assert callable(get_object(target)), target
 
 
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
+    """What an experiment leaves to the user (`???`): for fine-tuning, pages and a checkpoint."""
+    folder = tmp_path_factory.mktemp("inputs")
+    for split in ("train", "val", "test"):
+        write_page(folder / split, split, lines_of(["a line of text"]))
+    return {
+        "finetune_documents": [
+            f"model.init_from={untrained_checkpoint(folder / 'base.ckpt')}",
+            *(f"datamodule.{s}_sources=[{folder / s}]" for s in ("train", "val", "test")),
+        ]
+    }
+
+
 @pytest.mark.parametrize("experiment", options("experiment"))
 @pytest.mark.parametrize("debug", options("debug"))
 def test_every_experiment_builds_with_every_debug_config(
-    experiment: str, debug: str, tmp_path: Path
+    experiment: str, debug: str, tmp_path: Path, inputs: dict[str, list[str]]
 ) -> None:
     """Datamodule, network, model and Trainer, as `main.py` builds them, without fitting."""
-    cfg = compose_with(f"+experiment={experiment}", f"+debug={debug}", run_dir=tmp_path)
+    given = inputs.get(experiment, [])
+    cfg = compose_with(f"+experiment={experiment}", f"+debug={debug}", *given, run_dir=tmp_path)
     datamodule, model, trainer = build(cfg, tmp_path)
     assert isinstance(datamodule, BaseDataModule) and isinstance(trainer, pl.Trainer)
     assert isinstance(model, LitTransformer) and isinstance(model.network, ConvTransformer)
@@ -72,6 +88,7 @@ def test_every_experiment_builds_with_every_debug_config(
 @pytest.mark.parametrize(
     ("key", "value"),
     [
+        ("max_steps", 500),
         ("limit_train_batches", 4),
         ("limit_val_batches", 2),
         ("limit_test_batches", 2),

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from conftest import LINES
 from fake_archives import closed_port, make_emnist_zip, make_iam_zip, serve, sha256, write_metadata
+from fake_documents import lines_of, write_page
 from helpers import ROOT, compose_with, run_cli, run_main
 from hydra.utils import instantiate
 
@@ -85,9 +86,16 @@ def test_unknown_names_are_rejected(capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.parametrize("name", list(registry.CLASSES))
 def test_generate_builds_the_files_training_reads(name: str, tmp_path: Path) -> None:
-    """Both build the datamodule from its training yaml: the same files, with nothing to sync."""
-    composed = instantiate(compose_with(f"datamodule={name}", run_dir=tmp_path).datamodule)
-    built = registry.DATASETS[name]()
+    """Both build the datamodule from its training yaml: the same files, with nothing to sync.
+    Your own documents are named on both command lines alike."""
+    overrides = []
+    if name in registry.OWN:
+        for i in range(3):
+            write_page(tmp_path / "pages", f"p{i}", lines_of(["a line"]))
+        overrides = [f"datamodule.sources=[{tmp_path / 'pages'}]"]
+    config = compose_with(f"datamodule={name}", *overrides, run_dir=tmp_path).datamodule
+    composed = instantiate(config)
+    built = registry.configured(name, overrides)()
     assert type(built) is type(composed) is registry.CLASSES[name]
     assert data_cli._paths(built) == data_cli._paths(composed) != []
 

@@ -37,3 +37,27 @@ def test_out_of_charset_error_names_character_and_position() -> None:
 def test_too_long_text_is_refused() -> None:
     with pytest.raises(ValueError, match="max_length=4"):
         Tokenizer().encode("hello", max_length=4)
+
+
+def test_a_charset_from_data_keeps_its_normalisation_and_table_in_the_checkpoint() -> None:
+    from text_recognizer.spec import InferenceSpec
+    from text_recognizer.tokenizer import charset_of, normalize_text
+
+    mapping = {"ſ": "s", "½": "1/2", "#": ""}
+    labels = [normalize_text(t, "NFC", mapping) for t in ["Cafe\u0301 ſo", "½ #1", "ß"]]
+    assert labels == ["Café so", "1/2 1", "ß"]
+    charset, rare = charset_of(labels, min_count=2)
+    assert charset == " 1" and rare == dict.fromkeys("Café/soß2", 1)
+    tokenizer = Tokenizer("".join(sorted(set("".join(labels)))), "NFC", mapping)
+    spec = InferenceSpec({}, tokenizer.charset, {}, None, "NFC", mapping)
+    again = InferenceSpec.from_dict(
+        spec.to_dict() | {"transform": _transform()}, "ckpt"
+    ).tokenizer()
+    assert again.params() == tokenizer.params()
+    assert again.decode(again.encode(again.normalize("Cafe\u0301 ſo"))) == "Café so"
+    with pytest.raises(ValueError, match="normalization must be one of NFC"):
+        Tokenizer(CHARSET, "nfc")
+
+
+def _transform() -> dict[str, object]:
+    return {"height": 32, "width": 640, "crop_width": True, "resize": "height"}

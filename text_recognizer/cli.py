@@ -4,6 +4,9 @@ text-recognizer predict --checkpoint CKPT IMAGE...   print `path<TAB>text` per i
                                                      its image files, sorted; newlines as \\n);
                                                      --json: JSON lines with each image's seconds
 text-recognizer predict --model DIR IMAGE...         the same with exported files
+text-recognizer predict --checkpoint CKPT PAGE.xml   read every line of a PAGE or ALTO file and
+    --out DIR                                        write a copy with the readings (text and
+                                                     confidence) into DIR, the rest unchanged
 text-recognizer evaluate --checkpoint CKPT           CER/WER on the test split of the model's
     [--datamodule NAME] [--out DIR] [--worst N]      datamodule (or NAME's); writes report.json
                                                      and predictions.png
@@ -26,9 +29,9 @@ import sys
 import traceback
 from pathlib import Path
 
-from text_recognizer.errors import REPORTED, InferenceError
-from text_recognizer.inference.errors import ImageError
-from text_recognizer.inference.images import folder_images, read_image
+from text_recognizer.data.image_files import folder_images
+from text_recognizer.errors import REPORTED, ImageError, InferenceError
+from text_recognizer.inference.images import read_image
 from text_recognizer.inference.recognizer import Recognizer, TextRecognizer
 from text_recognizer.serve.settings import Settings
 
@@ -76,8 +79,13 @@ def _expand(images: list[str], debug: bool) -> tuple[list[Path], bool]:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    documents = [Path(p) for p in args.images if Path(p).suffix.lower() == ".xml"]
+    if documents and not args.out:
+        raise InferenceError("--out", f"give a folder to write the readings of {documents[0]} to")
     recognizer = _recognizer(args)
-    paths, failed = _expand(args.images, args.debug)
+    failed = _documents(recognizer, documents, args) if documents else False
+    paths, missing = _expand([p for p in args.images if Path(p) not in documents], args.debug)
+    failed |= missing
     pool = POOL_BATCHES * args.batch_size
     for start in range(0, len(paths), pool):
         chunk = paths[start : start + pool]
@@ -96,7 +104,7 @@ def _predict(args: argparse.Namespace) -> int:
                 if args.json:
                     print(json.dumps({"path": str(path), "error": errors[i].problem}), flush=True)
                 continue
-            text, seconds = predictions[i]
+            text, seconds = predictions[i].text, predictions[i].seconds
             if args.json:
                 record = {"path": str(path), "text": text, "seconds": round(seconds, 6)}
                 print(json.dumps(record), flush=True)
@@ -104,6 +112,33 @@ def _predict(args: argparse.Namespace) -> int:
                 one_line = text.replace("\n", "\\n")
                 print(f"{path}\t{one_line}", flush=True)
     return 1 if failed else 0
+
+
+def _documents(recognizer: Recognizer, documents: list[Path], args: argparse.Namespace) -> bool:
+    """Write each document with its readings into --out; True if any could not be."""
+    from text_recognizer.inference.documents import read_page
+
+    failed, written = False, dict[str, Path]()
+    for path in documents:
+        try:
+            if path.name in written:
+                raise InferenceError(path, f"has the name of {written[path.name]}: rename one")
+            page = read_page(recognizer, path, Path(args.out), args.batch_size)
+        except REPORTED as error:
+            failed = True
+            _report(error, args.debug)
+            if args.json:
+                print(json.dumps({"path": str(path), "error": str(error)}), flush=True)
+            continue
+        written[path.name] = path
+        cer = "" if page.cer is None else f", cer {page.cer:.4f} against its text"
+        skipped = f", {page.skipped} skipped" if page.skipped else ""
+        if args.json:
+            record = {"path": str(path), "out": str(page.out), "lines": page.lines}
+            print(json.dumps({**record, "skipped": page.skipped, "cer": page.cer}), flush=True)
+        else:
+            print(f"{path}\t-> {page.out} ({page.lines} lines{skipped}{cer})", flush=True)
+    return failed
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -193,7 +228,10 @@ def main(argv: list[str] | None = None) -> None:
     source = predict.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", help="a checkpoint written by training")
     source.add_argument("--model", help="a folder written by `text-recognizer export`")
-    predict.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders")
+    predict.add_argument(
+        "images", nargs="+", metavar="IMAGE", help="image files or folders, PAGE or ALTO files"
+    )
+    predict.add_argument("--out", help="folder for copies of the XML files with the readings")
     predict.add_argument("--json", action="store_true", help="one JSON object per image")
     predict.add_argument("--max-length", type=int, help="decode at most this many tokens")
     predict.set_defaults(run=_predict)

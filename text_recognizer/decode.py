@@ -65,6 +65,16 @@ def greedy_decode_reference(
     )
 
 
+@torch.inference_mode()
+def token_probabilities(network: ConvTransformer, images: Tensor, tokens: Tensor) -> Tensor:
+    """The decoder's probability (b, l) of each of `tokens` (b, l, what decoding chose after the
+    start token) given those before it: one teacher-forced pass, so a reading is scored by the
+    same decoder that wrote it, whatever share the CTC head had in the choice."""
+    start = torch.full_like(tokens[:, :1], network.start_index)
+    logits = network(images, torch.cat([start, tokens[:, :-1]], dim=1)).logits
+    return logits.float().softmax(-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+
+
 def argmax(logits: Tensor) -> Tensor:
     return logits.argmax(-1)
 

@@ -8,14 +8,20 @@ It sits below the model (which writes it) and inference (which reads it).
 Format 2 records the stem's resize rule in the transform, and the network config no longer
 carries `encoder_dim` or `decoder_dim` (the network reads them off its parts). A format 1
 checkpoint is read as format 2: its rule is its datamodule's (pages: `shrink`, as they were
-trained), else `height`.
+trained), else `height`. The tokenizer entry may also hold the Unicode normalisation and the
+mapping table its labels were written with (a charset built from documents); without them,
+text is taken as it is.
 """
 
 from __future__ import annotations
 
 import importlib
+import pickle
+import re
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
 from torch import nn
 
 from text_recognizer.data.transforms import EvalTransform
@@ -30,6 +36,7 @@ if TYPE_CHECKING:
 CHECKPOINT_KEY = "text_recognizer"
 FORMAT_VERSION = 2
 PACKAGE = "text_recognizer."
+NETWORK_PREFIX = "network."  # LitTransformer holds the network as `self.network`
 
 
 class InferenceSpec:
@@ -46,29 +53,41 @@ class InferenceSpec:
         charset: str,
         transform: dict[str, Any],
         datamodule: dict[str, Any] | None = None,
+        normalization: str | None = None,
+        mapping: dict[str, str] | None = None,
     ) -> None:
         self.network = network
         self.charset = charset
         self.transform = transform
         self.datamodule = datamodule
+        self.normalization = normalization
+        self.mapping = mapping or {}
 
     @classmethod
     def of_run(
         cls, network: object, datamodule_config: object, datamodule: BaseDataModule
     ) -> InferenceSpec:
         """From a run's resolved network and datamodule configs and its datamodule."""
+        tokenizer = datamodule.tokenizer
         return cls(
             network=_config(network, "training", "network config"),
-            charset=datamodule.tokenizer.charset,
+            charset=tokenizer.charset,
             transform=datamodule.eval_transform.params(),
             datamodule=_config(datamodule_config, "training", "datamodule config"),
+            normalization=tokenizer.normalization,
+            mapping=tokenizer.mapping,
         )
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "format_version": FORMAT_VERSION,
             "network": self.network,
-            "tokenizer": {"charset": self.charset, "special_tokens": list(SPECIAL_TOKENS)},
+            "tokenizer": {
+                "charset": self.charset,
+                "special_tokens": list(SPECIAL_TOKENS),
+                "normalization": self.normalization,
+                "mapping": dict(self.mapping),
+            },
             "transform": self.transform,
             "datamodule": self.datamodule,
         }
@@ -95,6 +114,11 @@ class InferenceSpec:
                 f"tokenizer special tokens {tokenizer.get('special_tokens')!r} differ from this "
                 f"version's {list(SPECIAL_TOKENS)!r}",
             )
+        normalization, mapping = tokenizer.get("normalization"), tokenizer.get("mapping") or {}
+        try:
+            Tokenizer(charset, normalization, mapping)
+        except (TypeError, ValueError) as error:
+            raise CheckpointError(source, f"bad tokenizer: {error}") from error
         transform = _config(data.get("transform"), source, "transform")
         try:
             EvalTransform(**transform)
@@ -106,10 +130,12 @@ class InferenceSpec:
             charset=charset,
             transform=transform,
             datamodule=None if datamodule is None else _config(datamodule, source, "datamodule"),
+            normalization=normalization,
+            mapping=mapping,
         )
 
     def tokenizer(self) -> Tokenizer:
-        return Tokenizer(self.charset)
+        return Tokenizer(self.charset, self.normalization, self.mapping)
 
     def eval_transform(self) -> EvalTransform:
         return EvalTransform(**self.transform)
@@ -128,6 +154,52 @@ class InferenceSpec:
         datamodule = build(self.datamodule, BaseDataModule, source)
         assert isinstance(datamodule, BaseDataModule)
         return datamodule
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict[str, Any], InferenceSpec]:
+    """A checkpoint training wrote, and its spec, loaded with `weights_only=True` (tensors and
+    plain data only, so a file crafted to run code when unpickled is refused); every problem is
+    a `CheckpointError` naming the file."""
+    path = Path(path)
+    checkpoint = _load(path)
+    if not isinstance(checkpoint, dict) or CHECKPOINT_KEY not in checkpoint:
+        raise CheckpointError(
+            path,
+            f"no {CHECKPOINT_KEY!r} entry: not a checkpoint written by this package's training "
+            "(main.py), or written before it recorded what inference needs",
+        )
+    return checkpoint, InferenceSpec.from_dict(checkpoint[CHECKPOINT_KEY], path)
+
+
+def _load(path: Path) -> Any:
+    if not path.exists():
+        raise CheckpointError(path, "no such file")
+    if path.is_dir():
+        raise CheckpointError(path, "is a directory, not a checkpoint")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
+        if unsafe:
+            raise CheckpointError(
+                path,
+                f"refused: unpickling it would call {unsafe.group(1)}; checkpoints are loaded "
+                "with weights_only=True, which allows tensors and plain data only",
+            ) from error
+        raise CheckpointError(path, "not a PyTorch checkpoint (unreadable pickle)") from error
+    except (RuntimeError, EOFError, KeyError, OSError, ValueError) as error:
+        detail = str(error).split(". ")[0] or type(error).__name__
+        raise CheckpointError(
+            path, f"not a PyTorch checkpoint, or corrupt or truncated ({detail})"
+        ) from error
+
+
+def network_weights(checkpoint: dict[str, Any], source: object) -> dict[str, Any]:
+    """The network's tensors in a training checkpoint, under the network's own names."""
+    state = checkpoint.get("state_dict")
+    if not isinstance(state, dict):
+        raise CheckpointError(source, "no state_dict")
+    return {k[len(NETWORK_PREFIX) :]: v for k, v in state.items() if k.startswith(NETWORK_PREFIX)}
 
 
 def build(config: Any, base: type, source: object) -> Any:

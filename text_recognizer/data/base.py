@@ -88,7 +88,12 @@ class BaseDataModule(pl.LightningDataModule):
         return (1, self.stem.height, self.stem.width)
 
     def dataset(self, images: np.ndarray, texts: list[str]) -> ImageTextDataset:
-        targets = torch.stack([self.tokenizer.encode(t, self.max_output_length) for t in texts])
+        encoded = [self.tokenizer.encode(t, self.max_output_length) for t in texts]
+        targets = (
+            torch.stack(encoded)
+            if encoded
+            else torch.empty(0, self.max_output_length, dtype=torch.long)
+        )
         return ImageTextDataset(images, texts, self.stem, targets)
 
     def _loader(self, dataset: ImageTextDataset, train: bool) -> ResumableLoader:
@@ -159,7 +164,7 @@ class BaseDataModule(pl.LightningDataModule):
         ]
         charset = set(self.tokenizer.charset)
         for name, data in self.splits().items():
-            lengths = np.array([len(t) for t in data.texts])
+            lengths = np.array([len(t) for t in data.texts] or [0])
             counts = Counter("".join(data.texts))
             missing = "".join(sorted(charset - set(counts)))
             rarest = ", ".join(

@@ -10,6 +10,9 @@ text-recognizer-data generate [NAME ...]        build the processed datasets, sk
                                                 (training/conf/datamodule/NAME.yaml)
 text-recognizer-data info [NAME] [--grid PNG]   sizes, shapes, charset coverage; a PNG of samples
 
+Your own documents are the datamodule `documents`, named with its sources as main.py takes them:
+text-recognizer-data info documents datamodule.sources=[pages/] --grid runs/documents.png
+
 Every command can be run again: it only does what is missing.
 """
 
@@ -31,10 +34,11 @@ from text_recognizer.errors import REPORTED, ConfigError
 ARCHIVES = ("emnist", "iam")
 
 
-def _datamodule(name: str) -> BaseDataModule:
-    """`name` built from its training config (see `registry`)."""
+def _datamodule(name: str, overrides: list[str]) -> BaseDataModule:
+    """`name` built from its training config (see `registry`) with `overrides`."""
+    factory = registry.configured(name, overrides) if overrides else registry.DATASETS[name]
     try:
-        return registry.DATASETS[name]()
+        return factory()
     except ValueError as error:  # the constructors check their values
         raise ConfigError(f"datamodule {name}: {error}") from None
 
@@ -48,8 +52,10 @@ def _paths(datamodule: BaseDataModule) -> list[Path]:
 
 
 def _generate(args: argparse.Namespace) -> None:
-    for name in args.names or registry.DATASETS:
-        datamodule = _datamodule(name)
+    names = [n for n in args.names if "=" not in n]
+    overrides = [n for n in args.names if "=" in n]
+    for name in names or [n for n in registry.DATASETS if n not in registry.OWN]:
+        datamodule = _datamodule(name, overrides)
         paths = _paths(datamodule)
         if all(path.exists() for path in paths):
             print(f"{name}: present, skipped ({', '.join(map(str, paths))})")
@@ -65,7 +71,7 @@ def _generate(args: argparse.Namespace) -> None:
 
 
 def _info(args: argparse.Namespace) -> None:
-    datamodule = _datamodule(args.name)
+    datamodule = _datamodule(args.name, args.overrides)
     datamodule.setup("fit")
     print(datamodule.describe())
     if args.grid:
@@ -99,10 +105,13 @@ def main(argv: list[str] | None = None) -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     generate = commands.add_parser("generate", help="build the processed datasets")
     names = list(registry.CLASSES)
-    generate.add_argument("names", nargs="*", metavar="NAME", help=", ".join(names))
+    generate.add_argument(
+        "names", nargs="*", metavar="NAME", help=", ".join(names) + "; then KEY=VALUE overrides"
+    )
     generate.set_defaults(run=_generate, known=names)
     info = commands.add_parser("info", help="print dataset info and save a sample grid")
     info.add_argument("name", nargs="?", default="synthetic_lines", choices=names)
+    info.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="datamodule.<key>=...")
     info.add_argument("--grid", help="save a PNG grid of samples here")
     info.add_argument("--split", default="train", choices=("train", "val", "test"))
     info.set_defaults(run=_info, known=())
@@ -112,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     fetch.add_argument("names", nargs="*", metavar="NAME", help=", ".join([*ARCHIVES, "brown"]))
     fetch.set_defaults(run=_download, known=[*ARCHIVES, "brown"])
     args = parser.parse_args(argv)
-    unknown = [name for name in getattr(args, "names", ()) if name not in args.known]
+    unknown = [n for n in getattr(args, "names", ()) if n not in args.known and "=" not in n]
     if unknown:
         parser.error(f"unknown dataset {', '.join(unknown)}; choose from {', '.join(args.known)}")
     try:

@@ -9,13 +9,14 @@ keep in sync with the yaml.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from text_recognizer.data.base import BaseDataModule
+from text_recognizer.data.document_lines import DocumentLines
 from text_recognizer.data.emnist import EMNIST
 from text_recognizer.data.emnist_lines import EMNISTLines
 from text_recognizer.data.iam_lines import IAMLines
@@ -39,11 +40,16 @@ CLASSES: dict[str, type[BaseDataModule]] = {
     "iam_paragraphs": IAMParagraphs,
     "iam_synthetic_paragraphs": IAMSyntheticParagraphs,
     "iam_extended_paragraphs": IAMExtendedParagraphs,
+    "documents": DocumentLines,
 }
+OWN = ("documents",)
+"""Built from the user's own files, named on the command line: `generate` builds it only when
+asked to."""
 
 
-def configured(name: str) -> functools.partial[BaseDataModule]:
-    """`CLASSES[name]` with its training config's values bound (call it to build)."""
+def configured(name: str, overrides: Sequence[str] = ()) -> functools.partial[BaseDataModule]:
+    """`CLASSES[name]` with its training config's values bound (call it to build), changed by
+    `overrides` as main.py takes them (`datamodule.sources=[pages/]`)."""
     path = CONFIGS / f"{name}.yaml"
     if not path.is_file():
         raise MissingDataError(
@@ -51,7 +57,11 @@ def configured(name: str) -> functools.partial[BaseDataModule]:
             "this repository"
         )
     try:
-        values = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+        config = OmegaConf.load(path)
+        changes = OmegaConf.from_dotlist([o.removeprefix("datamodule.") for o in overrides])
+        if unknown := sorted(set(changes) - set(config)):
+            raise ConfigError(f"{path} has no key {', '.join(unknown)}")
+        values = OmegaConf.to_container(OmegaConf.merge(config, changes), resolve=True)
     except (OmegaConfBaseException, ValueError) as error:
         raise ConfigError(f"{path}: {error}") from None
     cls = CLASSES[name]

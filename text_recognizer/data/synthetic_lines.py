@@ -17,7 +17,7 @@ class SyntheticLines(BaseDataModule):
 
     def __init__(
         self,
-        batch_size: int = 32,
+        batch_size: int = 8,
         num_workers: int = 0,
         train_size: int = 20_000,
         val_size: int = 1_000,

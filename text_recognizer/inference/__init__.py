@@ -1,7 +1,6 @@
 """Inference from a checkpoint or exported files: images -> text, evaluation, export."""
 
-from text_recognizer.errors import CheckpointError, InferenceError
-from text_recognizer.inference.errors import ImageError
+from text_recognizer.errors import CheckpointError, ImageError, InferenceError
 from text_recognizer.inference.recognizer import Prediction, Recognizer, TextRecognizer
 from text_recognizer.spec import InferenceSpec
 

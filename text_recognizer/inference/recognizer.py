@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from text_recognizer.data.transforms import EvalTransform
-from text_recognizer.decode import greedy_decode
+from text_recognizer.decode import greedy_decode, token_probabilities
 from text_recognizer.errors import InferenceError
 from text_recognizer.inference.checkpoint import load_checkpoint
 from text_recognizer.inference.images import ImageInput, read_image
@@ -33,6 +33,8 @@ class Prediction(NamedTuple):
     text: str
     seconds: float
     """Wall time of the batch the image was read in (transform + decoding) over its size."""
+    confidences: tuple[float, ...] = ()
+    """If asked for: the probability of each character of `text`, then of the end token."""
 
 
 class Recognizer(ABC):
@@ -53,6 +55,12 @@ class Recognizer(ABC):
     def decode(self, images: Tensor) -> Tensor:
         """Token indices (b, l) after the start token for a preprocessed batch (b, 1, h, w)."""
 
+    def probabilities(self, images: Tensor, tokens: Tensor) -> Tensor:
+        """The probability (b, l) of each token `decode` chose for a batch."""
+        raise InferenceError(
+            "--model", "exported models do not score their readings; use --checkpoint"
+        )
+
     def predict(self, image: ImageInput) -> str:
         """The text of one image: a path, a PIL image or a uint8 array (see the module doc)."""
         return self.predict_batch([image])[0]
@@ -65,10 +73,14 @@ class Recognizer(ABC):
         return [p.text for p in self.predict_timed(images, batch_size)]
 
     def predict_timed(
-        self, images: Sequence[ImageInput], batch_size: int | None = None
+        self,
+        images: Sequence[ImageInput],
+        batch_size: int | None = None,
+        confidences: bool = False,
     ) -> list[Prediction]:
-        """`predict_batch` with the seconds each image took."""
-        return self.predict_fitted([self.fit(image) for image in images], batch_size)
+        """`predict_batch` with the seconds each image took, and with `confidences`, the
+        probability of each character read."""
+        return self.predict_fitted([self.fit(image) for image in images], batch_size, confidences)
 
     def fit(self, image: ImageInput) -> np.ndarray:
         """The image read and put through the stem: uint8 (height, width), dark on light, as
@@ -76,7 +88,10 @@ class Recognizer(ABC):
         return self.transform.stem.fit(read_image(image))
 
     def predict_fitted(
-        self, fitted: Sequence[np.ndarray], batch_size: int | None = None
+        self,
+        fitted: Sequence[np.ndarray],
+        batch_size: int | None = None,
+        confidences: bool = False,
     ) -> list[Prediction]:
         """`predict_timed` on images already through `fit`: a server fits each request as it
         arrives and decodes those that arrive together as one batch."""
@@ -86,12 +101,31 @@ class Recognizer(ABC):
         for start in range(0, len(order), size):
             chosen = order[start : start + size]
             began = time.perf_counter()
-            tokens = self.decode(self.transform.batch([fitted[i] for i in chosen]))
+            batch = self.transform.batch([fitted[i] for i in chosen])
+            tokens = self.decode(batch)
             texts = self.tokenizer.decode_batch(tokens.cpu())
+            scores = (
+                self._scores(tokens, self.probabilities(batch, tokens)) if confidences else None
+            )
             seconds = (time.perf_counter() - began) / len(chosen)
-            for i, text in zip(chosen, texts, strict=True):
-                results[i] = Prediction(text, seconds)
+            for row, (i, text) in enumerate(zip(chosen, texts, strict=True)):
+                results[i] = Prediction(text, seconds, scores[row] if scores else ())
         return [r for r in results if r is not None]
+
+    def _scores(self, tokens: Tensor, probabilities: Tensor) -> list[tuple[float, ...]]:
+        """Per row, the probabilities of the tokens `Tokenizer.decode` turns into characters,
+        then of the end token (if decoding reached it)."""
+        skip = (self.tokenizer.start_index, self.tokenizer.pad_index)
+        rows = []
+        for row, scores in zip(tokens.tolist(), probabilities.tolist(), strict=True):
+            kept = []
+            for token, score in zip(row, scores, strict=True):
+                if token not in skip:
+                    kept.append(score)
+                if token == self.tokenizer.end_index:
+                    break
+            rows.append(tuple(kept))
+        return rows
 
 
 class TextRecognizer(Recognizer):
@@ -130,6 +164,9 @@ class TextRecognizer(Recognizer):
 
     def decode(self, images: Tensor) -> Tensor:
         return greedy_decode(self.network, images.to(self.device), self.max_length)
+
+    def probabilities(self, images: Tensor, tokens: Tensor) -> Tensor:
+        return token_probabilities(self.network, images.to(self.device), tokens.to(self.device))
 
 
 def resolve_device(device: str | torch.device) -> torch.device:

@@ -8,12 +8,14 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F  # noqa: N812
+from pytorch_lightning.utilities import rank_zero_only
 from torch import Tensor
 
 from text_recognizer.decode import greedy_decode
 from text_recognizer.errors import ConfigError
 from text_recognizer.model.errors import NonFiniteLossError, naming_the_batch
 from text_recognizer.model.metrics import error_rates
+from text_recognizer.model.transfer import transfer_weights
 from text_recognizer.network.conv_transformer import ConvTransformer
 from text_recognizer.spec import CHECKPOINT_KEY, InferenceSpec
 from text_recognizer.tokenizer import Tokenizer
@@ -29,6 +31,7 @@ class LitTransformer(pl.LightningModule):
     decoder alone finds slowly. Decoding is the decoder's, on the kv cache; a network with
     `ctc_decode_weight` lets the CTC head share each greedy choice (`text_recognizer.ctc_prefix`).
     `inference`, if given, is saved in every checkpoint so that it loads for inference alone.
+    `init_from` starts the network from another checkpoint's weights (`model.init_from`).
     """
 
     def __init__(
@@ -41,6 +44,7 @@ class LitTransformer(pl.LightningModule):
         ctc_weight: float = 0.0,
         max_output_length: int | None = None,
         inference: InferenceSpec | None = None,
+        init_from: str | None = None,
     ) -> None:
         super().__init__()
         self.inference = inference
@@ -54,6 +58,8 @@ class LitTransformer(pl.LightningModule):
         self.val_metrics = error_rates("val/")
         self.test_metrics = error_rates("test/")
         self._batch_shape = torch.Size()
+        if init_from:
+            rank_zero_only(print)(transfer_weights(network, init_from, self.tokenizer).summary())
 
     def forward(self, images: Tensor) -> list[str]:
         return self.tokenizer.decode_batch(self.predict_tokens(images))

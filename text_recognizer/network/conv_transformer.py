@@ -1,6 +1,6 @@
 """The image-to-text network: a conv encoder, a transformer decoder, an optional CTC head."""
 
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import torch.nn.functional as F  # noqa: N812
 from einops import rearrange
@@ -29,6 +29,16 @@ class ConvTransformer(nn.Module):
     so a config cannot state them wrong. Training passes the tokenizer's size and special indices
     and the datamodule's output length (`training/run.py`), so configs need not repeat them.
     """
+
+    TOKEN_ROWS: ClassVar[tuple[str, ...]] = (
+        "decoder.token_emb.weight",
+        "decoder.to_logits.weight",
+        "decoder.to_logits.bias",
+        "ctc_head.weight",
+        "ctc_head.bias",
+    )
+    """The tensors whose rows are tokens (by the tokenizer's index): a changed charset moves them
+    row by row (`text_recognizer.model.transfer`)."""
 
     def __init__(
         self,

@@ -24,8 +24,8 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import ClientDisconnect
 
-from text_recognizer.inference.errors import ImageError, ImageTooLargeError, NotAnImageError
-from text_recognizer.inference.images import decode_image
+from text_recognizer.data.image_files import read_image_file
+from text_recognizer.errors import ImageError, ImageTooLargeError, NotAnImageError
 from text_recognizer.serve.batcher import Batcher, BusyError
 from text_recognizer.serve.errors import ServeError, error_response, logger
 from text_recognizer.serve.metrics import Metrics, MetricsMiddleware
@@ -118,7 +118,7 @@ def create_app(model: Model, settings: Settings | None = None) -> FastAPI:
 
     def fit(data: bytes) -> np.ndarray:
         try:
-            return recognizer.fit(decode_image(data, "image", settings.max_pixels, FORMATS))
+            return recognizer.fit(read_image_file(data, "image", settings.max_pixels, FORMATS))
         except ImageTooLargeError as error:
             raise ServeError(413, str(error)) from None
         except NotAnImageError as error:
