@@ -1,4 +1,4 @@
-"""`text-recognizer`: read images with a trained model, evaluate it, export it.
+"""`text-recognizer`: read images with a trained model, evaluate it, export it, serve it.
 
 text-recognizer predict --checkpoint CKPT IMAGE...   print `path<TAB>text` per image (a folder:
                                                      its image files, sorted; newlines as \\n);
