@@ -271,6 +271,7 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="5 s phases, 1 and 4 users")
     parser.add_argument("--threads", type=int, help="the servers' torch threads")
     parser.add_argument("--max-wait-ms", type=float, help="the batching server's max wait")
+    parser.add_argument("--note", default="", help="what else ran on the machine, for the JSON")
     args = parser.parse_args()
     threads = args.threads or default_threads()  # the servers' default, stated
     flags = [f"--threads={threads}"]
@@ -291,7 +292,7 @@ def main() -> None:
         f"{LINES} lines of the synthetic test split, multipart PNG; latencies end to end over "
         "HTTP in ms (Locust rounds those over 100 ms to 2 significant figures). The bad phase "
         f"sends {BAD_FRACTION:.0%} bad inputs: not an image, too many bytes, too many pixels, "
-        "truncated; each must get its 4xx.",
+        f"truncated; each must get its 4xx. {args.note}".strip(),
         "checkpoint": str(args.checkpoint),
         "seconds_per_phase": seconds,
         "servers": {mode: {"max_batch": b, "flags": flags} for mode, b in MODES.items()},
