@@ -89,7 +89,14 @@ class IAMLines(BaseDataModule):
         max_output_length: int = metadata.LINE_MAX_OUTPUT_LENGTH,
         augment: bool = True,
     ) -> None:
-        super().__init__(batch_size, num_workers, height, width, max_output_length, eval_batch_size=eval_batch_size)
+        super().__init__(
+            batch_size,
+            num_workers,
+            height,
+            width,
+            max_output_length,
+            eval_batch_size=eval_batch_size,
+        )
         self.augment = augment
 
     @property

@@ -35,7 +35,15 @@ class SyntheticLines(BaseDataModule):
         heldout_font_folders: Sequence[str] = (),
         crop_width: bool = True,
     ) -> None:
-        super().__init__(batch_size, num_workers, height, width, max_text_length + 2, crop_width, eval_batch_size=eval_batch_size)
+        super().__init__(
+            batch_size,
+            num_workers,
+            height,
+            width,
+            max_text_length + 2,
+            crop_width,
+            eval_batch_size=eval_batch_size,
+        )
         self.config = SyntheticLinesConfig(
             train_size=train_size,
             val_size=val_size,
