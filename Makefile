@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test check lint fonts generate download info bench predict clean
+.PHONY: help install train test check lint fonts generate download info bench predict serve loadtest clean
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -48,6 +48,14 @@ bench: $(STAMP) ## decode, training-step and prediction speed; JSON under benchm
 predict: $(STAMP) ## print the text of images: make predict CKPT=path/best.ckpt IMAGE=file-or-folder
 	@test -n "$(CKPT)" -a -n "$(IMAGE)" || { echo "usage: make predict CKPT=... IMAGE=..."; exit 2; }
 	$(BIN)/text-recognizer predict --checkpoint $(CKPT) $(IMAGE)
+
+serve: $(STAMP) ## the HTTP API and web page on 127.0.0.1:8000: make serve CKPT=path/best.ckpt
+	@test -n "$(CKPT)" || { echo "usage: make serve CKPT=... [ARGS=\"--port 8080 --token ...\"]"; exit 2; }
+	$(BIN)/text-recognizer serve --checkpoint $(CKPT) $(ARGS)
+
+loadtest: $(STAMP) ## Locust against local servers, batching on and off: make loadtest CKPT=path/best.ckpt
+	@test -n "$(CKPT)" || { echo "usage: make loadtest CKPT=... [ARGS=\"--seconds 20\"]"; exit 2; }
+	$(BIN)/python -m benchmarks.serve --checkpoint $(CKPT) $(ARGS)
 
 clean: ## remove the virtualenv and caches (keeps data and runs)
 	rm -rf $(VENV) .nox .mypy_cache .ruff_cache .pytest_cache

@@ -186,3 +186,11 @@ def test_width_buckets_visit_every_sample_once_and_crop_no_ink() -> None:
     cropped = crop_to_content(tensor)
     assert cropped.shape[-1] >= max(widths[batches[0]])
     assert cropped.shape[-1] - max(widths[batches[0]]) <= 32 + 8
+
+
+def test_evaluation_reads_in_batches_of_its_own(tiny_lines: SyntheticLines) -> None:
+    # Training in batches of 4; validation in one batch of all 16 (eval_batch_size 64).
+    assert next(iter(tiny_lines.train_dataloader()))[0].shape[0] == 4
+    assert next(iter(tiny_lines.val_dataloader()))[0].shape[0] == 16
+    with pytest.raises(ValueError, match="eval_batch_size must be positive, got 0"):
+        SyntheticLines(eval_batch_size=0)

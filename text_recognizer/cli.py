@@ -1,4 +1,4 @@
-"""`text-recognizer`: read images with a trained model, evaluate it, export it.
+"""`text-recognizer`: read images with a trained model, evaluate it, export it, serve it.
 
 text-recognizer predict --checkpoint CKPT IMAGE...   print `path<TAB>text` per image (a folder:
                                                      its image files, sorted; newlines as \\n);
@@ -12,6 +12,8 @@ text-recognizer evaluate --checkpoint CKPT           CER/WER on the test split o
                                                      and predictions.png
 text-recognizer export --checkpoint CKPT             the encoder and a cached decoding step
     --format onnx|torchscript --out DIR              for runtimes outside Python, and model.json
+text-recognizer serve --checkpoint CKPT | --model DIR
+    [--host 127.0.0.1] [--port 8000] [--workers N]   the HTTP API and the web page at /
 
 Images: grayscale (colour is converted), dark ink on light paper, any size; each is resized and
 padded as the model's datamodule does in validation. A bad input is reported as one line,
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -30,6 +33,7 @@ from text_recognizer.data.image_files import folder_images
 from text_recognizer.errors import REPORTED, ImageError, InferenceError
 from text_recognizer.inference.images import read_image
 from text_recognizer.inference.recognizer import Recognizer, TextRecognizer
+from text_recognizer.serve.settings import Settings
 
 POOL_BATCHES = 16  # images are read this many batches at a time, then sorted by width
 
@@ -180,6 +184,36 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from text_recognizer.serve.server import serve
+    from text_recognizer.serve.settings import TOKEN_ENV
+
+    for flag in ("workers", "threads"):
+        if (value := getattr(args, flag)) is not None and value <= 0:
+            raise InferenceError(f"--{flag}", f"must be positive, got {value}")
+    settings = Settings(
+        max_batch=args.max_batch,
+        max_wait_ms=args.max_wait_ms,
+        max_queue=args.max_queue,
+        max_upload_bytes=round(args.max_upload_mb * 2**20),
+        max_pixels=args.max_pixels,
+        timeout_s=args.timeout,
+        token=args.token or os.environ.get(TOKEN_ENV) or None,
+        cors_origins=tuple(args.cors_origin),
+    )
+    serve(
+        settings,
+        args.checkpoint,
+        args.model,
+        args.device,
+        args.host,
+        args.port,
+        args.workers,
+        args.threads,
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="text-recognizer",
@@ -217,6 +251,32 @@ def main(argv: list[str] | None = None) -> None:
     export.add_argument("--format", required=True, choices=("onnx", "torchscript"))
     export.add_argument("--out", required=True, help="folder for the files and model.json")
     export.set_defaults(run=_export)
+
+    serve = commands.add_parser("serve", parents=[common], help="the HTTP API and web page")
+    model = serve.add_mutually_exclusive_group(required=True)
+    model.add_argument("--checkpoint", help="a checkpoint written by training")
+    model.add_argument("--model", help="a folder written by `text-recognizer export`")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1, help="processes, each with the model")
+    serve.add_argument(
+        "--threads", type=int, help="torch threads per process (default: (cores - 1) / workers)"
+    )
+    serve.add_argument("--device", default="cpu", help="cpu, cuda[:N] or auto")
+    serve.add_argument(
+        "--token", help="require `Authorization: Bearer TOKEN` on /v1/* (or $TEXT_RECOGNIZER_TOKEN)"
+    )
+    serve.add_argument(
+        "--cors-origin", action="append", default=[], help="allow this origin (repeatable)"
+    )
+    defaults = Settings()
+    serve.add_argument("--max-batch", type=int, default=defaults.max_batch, help="1: no batching")
+    serve.add_argument("--max-wait-ms", type=float, default=defaults.max_wait_ms)
+    serve.add_argument("--max-queue", type=int, default=defaults.max_queue)
+    serve.add_argument("--max-upload-mb", type=float, default=defaults.max_upload_bytes / 2**20)
+    serve.add_argument("--max-pixels", type=int, default=defaults.max_pixels)
+    serve.add_argument("--timeout", type=float, default=defaults.timeout_s, help="seconds")
+    serve.set_defaults(run=_serve)
 
     args = parser.parse_args(argv)
     try:

@@ -44,3 +44,12 @@ class CheckpointError(InferenceError):
 
 class ImageError(InferenceError):
     """An input that is not an image this package can read safely."""
+
+
+class NotAnImageError(ImageError):
+    """Bytes no image decoder recognises: judged by decoding, never by a name or a header."""
+
+
+class ImageTooLargeError(ImageError):
+    """More pixels than may be decoded safely: refused from the image's header, before its
+    pixels are allocated."""

@@ -62,6 +62,9 @@ class BaseDataModule(pl.LightningDataModule):
     `resize` is the stem's rule (see `ImageStem`): lines are read at the network's height;
     page datamodules set `shrink`, so their writing keeps its scale. Batches are cropped to
     their content's width with `crop_width`, and also to its height with `crop_height` (pages).
+    Validation and test read batches of `eval_batch_size` (default: `batch_size`): decoding goes
+    a token at a time, so a small training batch would leave it waiting on each step for a few
+    lines.
     """
 
     resize: ClassVar[Resize] = "height"
@@ -75,13 +78,17 @@ class BaseDataModule(pl.LightningDataModule):
         max_output_length: int,
         crop_width: bool = False,
         crop_height: bool = False,
+        eval_batch_size: int | None = None,
     ) -> None:
         super().__init__()
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
+        if eval_batch_size is not None and eval_batch_size <= 0:
+            raise ValueError(f"eval_batch_size must be positive, got {eval_batch_size}")
         if num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, got {num_workers}")
         self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers = num_workers
         self.stem = ImageStem(height, width, self.resize)
         self.max_output_length = max_output_length
@@ -114,15 +121,16 @@ class BaseDataModule(pl.LightningDataModule):
             if dataset.widths is None:
                 dataset.widths = content_widths(dataset.images)
             widths = dataset.widths
+        batch_size = self.batch_size if train else self.eval_batch_size
         return WidthBucketSampler(
-            widths, self.batch_size, shuffle=train, seed=run_seed(), equal_shards=train
+            widths, batch_size, shuffle=train, seed=run_seed(), equal_shards=train
         )
 
     def _loader(self, dataset: ImageTextDataset, train: bool) -> ResumableLoader:
         cropping = self.crop_width or self.crop_height
         return ResumableLoader(
             dataset,
-            batch_size=self.batch_size,
+            batch_size=self.batch_size if train else self.eval_batch_size,
             sampler=self._sampler(dataset, train),
             collate_fn=(
                 partial(collate_cropped, columns=self.crop_width, rows=self.crop_height)

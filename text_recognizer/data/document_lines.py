@@ -81,13 +81,22 @@ class DocumentLines(BaseDataModule):
         keep_charset: bool = False,
         batch_size: int = 16,
         num_workers: int = 0,
+        eval_batch_size: int | None = 64,
         height: int = 32,
         width: int = 640,
         max_text_length: int = 80,
         augment: bool = True,
         crop_width: bool = True,
     ) -> None:
-        super().__init__(batch_size, num_workers, height, width, max_text_length + 2, crop_width)
+        super().__init__(
+            batch_size,
+            num_workers,
+            height,
+            width,
+            max_text_length + 2,
+            crop_width,
+            eval_batch_size=eval_batch_size,
+        )
         if not 0 <= val_fraction < 1 or not 0 <= test_fraction < 1:
             raise ValueError("val_fraction and test_fraction must be in [0, 1)")
         if min_char_count < 1:

@@ -127,6 +127,7 @@ class EMNISTLines(BaseDataModule):
         self,
         batch_size: int = 32,
         num_workers: int = 0,
+        eval_batch_size: int | None = 64,
         train_size: int = 10_000,
         val_size: int = 2_000,
         test_size: int = 2_000,
@@ -137,7 +138,9 @@ class EMNISTLines(BaseDataModule):
         width: int = metadata.LINE_WIDTH,
         seed: int = 0,
     ) -> None:
-        super().__init__(batch_size, num_workers, height, width, max_length + 2)
+        super().__init__(
+            batch_size, num_workers, height, width, max_length + 2, eval_batch_size=eval_batch_size
+        )
         if not 0 <= min_overlap <= max_overlap < 1:
             raise ValueError(
                 f"need 0 <= min_overlap <= max_overlap < 1, got {min_overlap}, {max_overlap}"

@@ -83,12 +83,20 @@ class IAMLines(BaseDataModule):
         self,
         batch_size: int = 16,
         num_workers: int = 0,
+        eval_batch_size: int | None = 64,
         height: int = metadata.LINE_HEIGHT,
         width: int = metadata.LINE_WIDTH,
         max_output_length: int = metadata.LINE_MAX_OUTPUT_LENGTH,
         augment: bool = True,
     ) -> None:
-        super().__init__(batch_size, num_workers, height, width, max_output_length)
+        super().__init__(
+            batch_size,
+            num_workers,
+            height,
+            width,
+            max_output_length,
+            eval_batch_size=eval_batch_size,
+        )
         self.augment = augment
 
     @property

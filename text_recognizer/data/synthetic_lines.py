@@ -19,6 +19,7 @@ class SyntheticLines(BaseDataModule):
         self,
         batch_size: int = 8,
         num_workers: int = 0,
+        eval_batch_size: int | None = 64,
         train_size: int = 20_000,
         val_size: int = 1_000,
         test_size: int = 1_000,
@@ -34,7 +35,15 @@ class SyntheticLines(BaseDataModule):
         heldout_font_folders: Sequence[str] = (),
         crop_width: bool = True,
     ) -> None:
-        super().__init__(batch_size, num_workers, height, width, max_text_length + 2, crop_width)
+        super().__init__(
+            batch_size,
+            num_workers,
+            height,
+            width,
+            max_text_length + 2,
+            crop_width,
+            eval_batch_size=eval_batch_size,
+        )
         self.config = SyntheticLinesConfig(
             train_size=train_size,
             val_size=val_size,

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -79,8 +80,22 @@ class Recognizer(ABC):
     ) -> list[Prediction]:
         """`predict_batch` with the seconds each image took, and with `confidences`, the
         probability of each character read."""
-        fitted = [self.transform.stem.fit(read_image(image)) for image in images]
-        order = self.transform.order(fitted)
+        return self.predict_fitted([self.fit(image) for image in images], batch_size, confidences)
+
+    def fit(self, image: ImageInput) -> np.ndarray:
+        """The image read and put through the stem: uint8 (height, width), dark on light, as
+        the model sees it before the batch is inverted and cropped."""
+        return self.transform.stem.fit(read_image(image))
+
+    def predict_fitted(
+        self,
+        fitted: Sequence[np.ndarray],
+        batch_size: int | None = None,
+        confidences: bool = False,
+    ) -> list[Prediction]:
+        """`predict_timed` on images already through `fit`: a server fits each request as it
+        arrives and decodes those that arrive together as one batch."""
+        order = self.transform.order(list(fitted))
         size = batch_size or self.batch_size
         results: list[Prediction | None] = [None] * len(fitted)
         for start in range(0, len(order), size):
