@@ -57,3 +57,14 @@ def test_ink_is_judged_alike_before_and_after_the_stem() -> None:
     assert content_widths(lines).tolist() == [320, 200]
     assert crop_to_content(batch).shape[-1] == 352  # the widest ink, a margin, rounded to 32
     assert not ink_mask(np.full((4, 4), 255 - INK_CONTRAST + 1, dtype=np.uint8)).any()
+
+
+def test_pages_are_cropped_to_their_tallest_and_widest_content() -> None:
+    pages = torch.zeros(2, 1, 576, 640)
+    pages[0, :, 10:40, 8:300] = 1.0  # one line
+    pages[1, :, 10:130, 8:200] = 1.0  # four lines' height, narrower
+    cropped = crop_to_content(pages, rows=True)
+    assert cropped.shape == (2, 1, 160, 320)  # ink to 130 and 300, a margin, rounded to 32
+    assert torch.equal(cropped, pages[..., :160, :320])
+    assert crop_to_content(pages, columns=False, rows=True).shape == (2, 1, 160, 640)
+    assert crop_to_content(pages).shape == (2, 1, 576, 320)  # lines: the height is the network's
