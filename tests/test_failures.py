@@ -100,8 +100,10 @@ def test_running_out_of_memory_names_the_batch_and_what_to_lower(
     with pytest.raises(OutOfMemoryError) as raised:
         fit(run_dir, *overrides)
     message = str(raised.value)
-    assert message.startswith(f"out of memory in {where} on a batch of 4 images of 1 x 32 x ")
-    assert "lower datamodule.batch_size" in message and "\n" not in message
+    # Training reads batches of 4; validation, all 16 lines at once (eval_batch_size 64).
+    size, lower = (16, "eval_batch_size") if where == "validation" else (4, "batch_size")
+    assert message.startswith(f"out of memory in {where} on a batch of {size} images of 1 x 32 x ")
+    assert f"lower datamodule.{lower}" in message and "\n" not in message
 
 
 def test_other_runtime_errors_pass_through(

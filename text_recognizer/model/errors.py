@@ -33,8 +33,13 @@ def naming_the_batch(shape: torch.Size, where: str) -> Iterator[None]:
         if not is_oom_error(error):
             raise
         size, *image = shape
+        lower = (
+            "datamodule.eval_batch_size"
+            if where in ("validation", "testing")
+            else "datamodule.batch_size (and raise trainer.accumulate_grad_batches to keep the "
+            "effective batch size)"
+        )
         raise OutOfMemoryError(
             f"out of memory in {where} on a batch of {size} images of "
-            f"{' x '.join(map(str, image))}: lower datamodule.batch_size (and raise "
-            "trainer.accumulate_grad_batches to keep the effective batch size)"
+            f"{' x '.join(map(str, image))}: lower {lower}"
         ) from None
