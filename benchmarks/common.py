@@ -66,6 +66,16 @@ def best_of(fn: Callable[[], object], repeats: int) -> float:
     return min(times)
 
 
+def checkpoint_name(path: Path) -> str:
+    """The checkpoint as results should name it: relative to the working directory when inside
+    it, else from its run folder on (`<run>/checkpoints/best.ckpt`), never this machine's path."""
+    path = path.resolve()
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(Path(*path.parts[-3:]))
+
+
 def machine() -> dict[str, Any]:
     """What was running beside the benchmark: the load average skews every figure."""
     return {"cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2)}

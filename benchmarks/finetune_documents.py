@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 from torchmetrics.functional.text import char_error_rate
 
-from benchmarks.common import ROOT, machine, print_table, write
+from benchmarks.common import ROOT, checkpoint_name, machine, print_table, write
 from text_recognizer.data.documents import read_document
 from text_recognizer.data.synthetic.fonts import Font, load_fonts
 from text_recognizer.data.synthetic.render import Augmentation, render_line
@@ -227,7 +227,7 @@ def main() -> None:
     path = write(
         "finetune_documents",
         {
-            "checkpoint": str(args.checkpoint),
+            "checkpoint": checkpoint_name(args.checkpoint),
             "test_pages": len(pages["test"]),
             "test_lines": test_lines,
             "hands": list(HANDS),

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from benchmarks.common import machine, print_table, write
+from benchmarks.common import checkpoint_name, machine, print_table, write
 from text_recognizer.data.processed import reading
 from text_recognizer.data.synthetic_lines import SyntheticLines
 from text_recognizer.inference import TextRecognizer
@@ -293,7 +293,7 @@ def main() -> None:
         "HTTP in ms (Locust rounds those over 100 ms to 2 significant figures). The bad phase "
         f"sends {BAD_FRACTION:.0%} bad inputs: not an image, too many bytes, too many pixels, "
         f"truncated; each must get its 4xx. {args.note}".strip(),
-        "checkpoint": str(args.checkpoint),
+        "checkpoint": checkpoint_name(args.checkpoint),
         "seconds_per_phase": seconds,
         "servers": {mode: {"max_batch": b, "flags": flags} for mode, b in MODES.items()},
         "limits": measured["limits"],
