@@ -137,9 +137,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
             if checkpoint:
                 log_model_artifact(trainer, Path(checkpoint), metrics)
             summary = " ".join(
-                f"{k}={metrics[k]:.4f}"
-                for k in ("test/cer", "test/wer", "val/cer")
-                if k in metrics
+                f"{k}={metrics[k]:.4f}" for k in ("test/cer", "test/wer", "val/cer") if k in metrics
             )
             print(f"run directory: {run_dir}\n{summary}")
     except BaseException:
