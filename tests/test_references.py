@@ -1,12 +1,15 @@
 """Models by reference: a path, an https zip with its sha256 (served on loopback), the Hugging
-Face Hub (from a cache laid out as the Hub documents it, offline) and W&B (a fake `wandb.Api`
-that records its calls: the real client cannot run without a server). Every bad reference is
-one line."""
+Face Hub (from a cache laid out as the Hub documents it, offline, and a loopback stand-in for
+the Hub's not-found answers) and W&B (a fake `wandb.Api` that records its calls: the real
+client cannot run without a server). Every bad reference is one line."""
 
 from __future__ import annotations
 
 import hashlib
+import http.server
+import json
 import os
+import threading
 import zipfile
 from pathlib import Path
 from typing import Any, ClassVar
@@ -176,6 +179,49 @@ def test_hf_a_repo_or_revision_not_cached_offline_is_one_line(
         with pytest.raises(ModelReferenceError, match="not in the cache") as error:
             resolve(reference)
         assert str(error.value).startswith(f"{reference}: ") and "\n" not in str(error.value)
+
+
+class FakeHub(http.server.BaseHTTPRequestHandler):
+    """The Hub's answers for a repository or a revision it does not have (the error code
+    header is what huggingface_hub reads)."""
+
+    def do_GET(self) -> None:
+        code = "RevisionNotFound" if "/revision/nope" in self.path else "RepoNotFound"
+        self.send_response(404)
+        self.send_header("X-Error-Code", code)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(json.dumps({"error": code}).encode())
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("reference", "message"),
+    [
+        ("hf:someone/missing", "no such repository on the Hub"),
+        ("hf:someone/tiny@nope", "the repository has no revision 'nope'"),
+    ],
+)
+def test_hf_a_repo_or_revision_the_hub_does_not_have_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, reference: str, message: str
+) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeHub)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    monkeypatch.setattr(
+        huggingface_hub.constants, "ENDPOINT", f"http://127.0.0.1:{server.server_port}"
+    )
+    try:
+        with pytest.raises(ModelReferenceError) as error:
+            resolve(reference)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+    assert str(error.value).startswith(f"{reference}: {message}")
+    assert "\n" not in str(error.value)
 
 
 class FakeApi:

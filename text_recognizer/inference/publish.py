@@ -54,7 +54,7 @@ def evaluation_of(checkpoint: Path) -> dict[str, Any] | None:
     if reports:
         report = json.loads(reports[-1].read_text())
         keep = ("datamodule", "split", "samples", "cer", "wer", "per_family")
-        return {key: report.get(key) for key in keep} | {"source": "text-recognizer evaluate"}
+        return {key: report.get(key) for key in keep} | {"source": "`text-recognizer evaluate`"}
     run = checkpoint.parent.parent / "metrics.json"
     if checkpoint.parent.name == "checkpoints" and run.is_file():
         metrics = json.loads(run.read_text())

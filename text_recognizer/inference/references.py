@@ -75,9 +75,10 @@ def resolve(reference: str | Path) -> Path:
     raise ModelReferenceError(text, f"unknown scheme {scheme!r}: give {SCHEMES}")
 
 
-def find_model(path: Path) -> Path:
+def find_model(path: Path, descend: bool = False) -> Path:
     """`path` itself if it is a file or an exported folder, else the one checkpoint in it
-    (`best.ckpt` among several), looking into a lone subfolder (an unpacked zip's)."""
+    (`best.ckpt` among several); with `descend`, a lone subfolder (an unpacked zip's) is looked
+    into as well."""
     if not path.is_dir() or (path / MANIFEST).is_file():
         return path
     checkpoints = sorted(path.glob("*.ckpt"))
@@ -86,13 +87,13 @@ def find_model(path: Path) -> Path:
     if (path / "best.ckpt").is_file():
         return path / "best.ckpt"
     entries = [p for p in path.iterdir() if not p.name.startswith(".")]
-    if len(entries) == 1 and entries[0].is_dir():
-        return find_model(entries[0])
+    if descend and len(entries) == 1 and entries[0].is_dir():
+        return find_model(entries[0], descend)
     return path
 
 
 def _found(folder: Path, reference: str) -> Path:
-    model = find_model(folder)
+    model = find_model(folder, descend=True)
     if model.is_dir() and not (model / MANIFEST).is_file():
         raise ModelReferenceError(
             reference, f"{folder} holds no checkpoint (.ckpt) and no exported model ({MANIFEST})"
