@@ -49,8 +49,8 @@ def main(cfg: DictConfig) -> float | None:
     except REPORTED as error:
         logging.getLogger(__name__).debug("run failed", exc_info=True)
         print(f"error: {error}", file=sys.stderr)
-        if hydra_cfg.mode == RunMode.MULTIRUN:
-            raise  # the sweeper records the trial as failed and goes on with the next
+        if hydra_cfg.mode == RunMode.MULTIRUN and cfg.get("optimized_metric"):
+            raise  # the sweeper tells Optuna the trial failed and goes on with the next
         sys.exit(1)
 
 

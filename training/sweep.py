@@ -33,6 +33,7 @@ class TrialTable(Callback):
         params = [str(key) for key in (hydra.sweeper.get("params") or {})]
         given = dict(o.split("=", 1) for o in job_return.overrides or () if "=" in o)
         failed = job_return.status != JobStatus.COMPLETED
+        # `_return_value`: the property re-raises a failed job's error, which is the row's text.
         row = {
             "trial": hydra.job.num,
             "state": "FAIL" if failed else "COMPLETE",
