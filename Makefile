@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test check lint fonts generate download info bench predict serve loadtest clean
+.PHONY: help install train sweep test check lint fonts generate download info bench predict serve loadtest clean
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ info: $(STAMP) ## print dataset info and save a sample grid to runs/samples.png
 
 train: generate ## train the default experiment; pass Hydra overrides with ARGS="..."
 	$(BIN)/python main.py $(ARGS)
+
+sweep: generate ## an Optuna sweep of the default experiment: make sweep ARGS="hydra.sweeper.n_trials=20"
+	$(BIN)/python main.py -m hparams_search=synthetic_lines_optuna $(ARGS)
 
 test: $(STAMP) ## run the test suite (what CI runs)
 	$(BIN)/python -m pytest -q

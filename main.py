@@ -9,6 +9,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 # wandb is offline by config (logger.offline); keep it quiet too.
@@ -37,15 +38,19 @@ OmegaConf.register_new_resolver("resume_subdir", resume_subdir, replace=True)
 
 
 @hydra.main(version_base="1.3", config_path="training/conf", config_name="config")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> float | None:
+    """Returns the sweep's objective (`optimized_metric`), which is how Optuna sees it."""
     from text_recognizer.errors import REPORTED
-    from training.run import run
+    from training.run import objective, run
 
+    hydra_cfg = HydraConfig.get()
     try:
-        run(cfg, Path(HydraConfig.get().runtime.output_dir))
+        return objective(run(cfg, Path(hydra_cfg.runtime.output_dir)), cfg.get("optimized_metric"))
     except REPORTED as error:
         logging.getLogger(__name__).debug("run failed", exc_info=True)
         print(f"error: {error}", file=sys.stderr)
+        if hydra_cfg.mode == RunMode.MULTIRUN and cfg.get("optimized_metric"):
+            raise  # the sweeper tells Optuna the trial failed and goes on with the next
         sys.exit(1)
 
 

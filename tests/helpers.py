@@ -183,3 +183,18 @@ class PoisonWeights(pl.Callback):
         batch_idx: int,
     ) -> None:
         self._poison(trainer, pl_module, "end")
+
+
+class DivergeInTrial(pl.Callback):
+    """Makes the weights NaN before the first step of sweep trial `trial` (Hydra's job number)
+    alone, so its loss is NaN, as an absurd learning rate would make it."""
+
+    def __init__(self, trial: int) -> None:
+        self.trial = trial
+
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        if HydraConfig.get().job.num == self.trial:
+            with torch.no_grad():
+                next(pl_module.parameters()).fill_(float("nan"))

@@ -130,9 +130,9 @@ def test_export_from_the_command_line(
     ckpt = str(tiny_checkpoint.checkpoint)
     cli.main(["export", "--checkpoint", ckpt, "--format", "torchscript", "--out", str(out)])
     stdout, _ = capsys.readouterr()
-    assert (
-        stdout
-        == f"wrote {out / 'encoder.pt'}, {out / 'decoder_step.pt'} and {out / 'model.json'}\n"
+    assert stdout == (
+        f"wrote {out / 'encoder.pt'}, {out / 'decoder_step.pt'} and {out / 'model.json'}\n"
+        f"wrote {out / 'README.md'}\n"  # the model card (tests/test_publish.py)
     )
     manifest = json.loads((out / "model.json").read_text())
     assert (
@@ -145,7 +145,12 @@ def test_export_from_the_command_line(
         "resize": "height",
     }
     assert manifest["max_length"] == 24 and manifest["cache"]["layers"] == 2
-    assert sorted(p.name for p in out.iterdir()) == ["decoder_step.pt", "encoder.pt", "model.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "README.md",
+        "decoder_step.pt",
+        "encoder.pt",
+        "model.json",
+    ]
 
 
 def test_a_broken_export_is_refused_in_one_line(

@@ -12,8 +12,15 @@ text-recognizer evaluate --checkpoint CKPT           CER/WER on the test split o
                                                      and predictions.png
 text-recognizer export --checkpoint CKPT             the encoder and a cached decoding step
     --format onnx|torchscript --out DIR              for runtimes outside Python, and model.json
+    (or --format checkpoint)                         (or the checkpoint); and README.md, its card
+text-recognizer push --model DIR --to hf:USER/REPO   upload an exported folder to the Hub
+    (or --to wandb:[ENTITY/]PROJECT)                 or as a W&B model artifact
 text-recognizer serve --checkpoint CKPT | --model DIR
     [--host 127.0.0.1] [--port 8000] [--workers N]   the HTTP API and the web page at /
+
+CKPT and DIR are model references: a path, https://.../model.zip#sha256=<hex>,
+wandb:<entity>/<project>/<artifact>:<alias> or hf:<user>/<repo>[@revision], fetched once into
+$TEXT_RECOGNIZER_CACHE (default ~/.cache/text-recognizer) and used from there afterwards.
 
 Images: grayscale (colour is converted), dark ink on light paper, any size; each is resized and
 padded as the model's datamodule does in validation. A bad input is reported as one line,
@@ -184,6 +191,44 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _locate(args: argparse.Namespace) -> None:
+    """Turn a model reference in --checkpoint or --model into the local checkpoint or exported
+    folder it names (fetched into the cache if remote), so the commands only see paths."""
+    from text_recognizer.inference.references import resolve
+
+    reference = getattr(args, "model", None) or args.checkpoint
+    path = resolve(reference)
+    if not path.exists():
+        return  # a missing local path: the command names it
+    if path.is_dir() and args.command in ("evaluate", "export"):
+        raise InferenceError(reference, f"is an exported model; {args.command} needs a checkpoint")
+    if args.command == "evaluate" and not args.out and str(path) != str(reference):
+        args.out = f"{path.stem}-test"  # not beside a checkpoint in the cache
+    args.model, args.checkpoint = (str(path), None) if path.is_dir() else (None, str(path))
+
+
+def _export_with_card(args: argparse.Namespace) -> int:
+    """`export` in the format asked for, then the model card beside it."""
+    from text_recognizer.inference.publish import evaluation_of, export_checkpoint, write_card
+    from text_recognizer.spec import read_checkpoint
+
+    checkpoint, out = Path(args.checkpoint), Path(args.out)
+    if args.format == "checkpoint":
+        print(f"wrote {export_checkpoint(checkpoint, out)}")
+    elif code := _export(args):
+        return code
+    _, spec = read_checkpoint(checkpoint)
+    print(f"wrote {write_card(out, spec, args.format, evaluation_of(checkpoint), args.license)}")
+    return 0
+
+
+def _push(args: argparse.Namespace) -> int:
+    from text_recognizer.inference.publish import push
+
+    print(f"pushed {args.model} to {push(Path(args.model), args.to)}")
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     from text_recognizer.serve.server import serve
     from text_recognizer.serve.settings import TOKEN_ENV
@@ -227,7 +272,7 @@ def main(argv: list[str] | None = None) -> None:
     predict = commands.add_parser("predict", parents=[common], help="print the text of images")
     source = predict.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", help="a checkpoint written by training")
-    source.add_argument("--model", help="a folder written by `text-recognizer export`")
+    source.add_argument("--model", help="an exported folder, or any model reference")
     predict.add_argument(
         "images", nargs="+", metavar="IMAGE", help="image files or folders, PAGE or ALTO files"
     )
@@ -237,7 +282,7 @@ def main(argv: list[str] | None = None) -> None:
     predict.set_defaults(run=_predict)
 
     evaluate = commands.add_parser("evaluate", parents=[common], help="CER/WER on a test split")
-    evaluate.add_argument("--checkpoint", required=True)
+    evaluate.add_argument("--checkpoint", required=True, help="a checkpoint or its reference")
     evaluate.add_argument("--datamodule", help="config or class name (default: the model's)")
     evaluate.add_argument("--out", help="report folder (default: beside the checkpoint)")
     evaluate.add_argument("--worst", type=int, default=10, help="samples in the worst list")
@@ -247,10 +292,16 @@ def main(argv: list[str] | None = None) -> None:
         command.add_argument("--batch-size", type=int, default=8)
 
     export = commands.add_parser("export", parents=[common], help="export to ONNX/TorchScript")
-    export.add_argument("--checkpoint", required=True)
-    export.add_argument("--format", required=True, choices=("onnx", "torchscript"))
+    export.add_argument("--checkpoint", required=True, help="a checkpoint or its reference")
+    export.add_argument("--format", required=True, choices=("onnx", "torchscript", "checkpoint"))
     export.add_argument("--out", required=True, help="folder for the files and model.json")
-    export.set_defaults(run=_export)
+    export.add_argument("--license", default="mit", help="the model card's licence (mit)")
+    export.set_defaults(run=_export_with_card)
+
+    push = commands.add_parser("push", parents=[common], help="upload an exported folder")
+    push.add_argument("--model", required=True, help="a folder written by `export`")
+    push.add_argument("--to", required=True, help="hf:<user>/<repo> or wandb:[<entity>/]<project>")
+    push.set_defaults(run=_push)
 
     serve = commands.add_parser("serve", parents=[common], help="the HTTP API and web page")
     model = serve.add_mutually_exclusive_group(required=True)
@@ -280,6 +331,8 @@ def main(argv: list[str] | None = None) -> None:
 
     args = parser.parse_args(argv)
     try:
+        if args.command in ("predict", "evaluate", "export", "serve"):
+            _locate(args)
         code = args.run(args)
     except REPORTED as error:
         _report(error, args.debug)

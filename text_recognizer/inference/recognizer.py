@@ -162,6 +162,28 @@ class TextRecognizer(Recognizer):
         network, spec = load_checkpoint(path)
         return cls(network, spec, device, max_length, batch_size)
 
+    @classmethod
+    def from_pretrained(
+        cls,
+        reference: str | Path,
+        device: str | torch.device = "cpu",
+        max_length: int | None = None,
+        batch_size: int = 8,
+    ) -> Recognizer:
+        """A checkpoint or an exported model by reference: a path, `https://.../model.zip#sha256=`,
+        `wandb:<entity>/<project>/<artifact>:<alias>` or `hf:<user>/<repo>[@revision]`
+        (`text_recognizer.inference.references`); fetched once into the cache."""
+        from text_recognizer.inference.references import resolve
+
+        path = resolve(reference)
+        if not path.is_dir():
+            return cls.from_checkpoint(path, device, max_length, batch_size)
+        if str(device) != "cpu":
+            raise InferenceError(reference, "exported models run on the CPU here")
+        from text_recognizer.inference.export import ExportedRecognizer
+
+        return ExportedRecognizer(path, max_length, batch_size)
+
     def decode(self, images: Tensor) -> Tensor:
         return greedy_decode(self.network, images.to(self.device), self.max_length)
 
