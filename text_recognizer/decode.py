@@ -168,11 +168,18 @@ class BeamOptions(NamedTuple):
     length_norm: float = 1.0
 
 
-def step_scorer(network: ConvTransformer, ctc_log_probs: Tensor | None) -> StepScorer:
-    if ctc_log_probs is None or network.ctc_decode_weight == 0:
+def step_scorer(
+    ctc_log_probs: Tensor | None, weight: float, blank: int, end_index: int
+) -> StepScorer:
+    """Beam search's scores: the decoder's alone, or jointly with the CTC head (as `chooser`)."""
+    if ctc_log_probs is None or weight == 0:
         return AttentionScorer()
-    return CTCPrefixScorer(
-        ctc_log_probs, network.pad_index, network.end_index, network.ctc_decode_weight
+    return CTCPrefixScorer(ctc_log_probs, blank, end_index, weight)
+
+
+def _step_scorer(network: ConvTransformer, ctc_log_probs: Tensor | None) -> StepScorer:
+    return step_scorer(
+        ctc_log_probs, network.ctc_decode_weight, network.pad_index, network.end_index
     )
 
 
@@ -197,7 +204,7 @@ def beam_decode(
             decoder.reorder_cache,
             setup,
             max_length,
-            step_scorer(network, ctc_log_probs),
+            _step_scorer(network, ctc_log_probs),
             options,
         )
     finally:
@@ -218,7 +225,7 @@ def beam_decode_reference(
         lambda rows: None,
         setup,
         max_length or network.max_output_length,
-        step_scorer(network, ctc_log_probs),
+        _step_scorer(network, ctc_log_probs),
         options,
     )
 
@@ -250,8 +257,10 @@ def beam_loop(
 
     Each step ranks every row's candidates by the hypothesis's score plus the step's (the
     scorer's, plus the weighted language model's); the best `width` that do not end go on, and
-    any that end among the best `width` are finished. An image is done when it has `width`
-    finished hypotheses, and reads as the best of them by normalised score.
+    any that end among the best `width` are finished. An image is done once it has `width`
+    finished hypotheses and the `width`-th best of them, by normalised score, is at least the
+    best live hypothesis normalised at its current length (step scores are log probabilities,
+    so a hypothesis only loses score as it grows); it reads as its best finished hypothesis.
     """
     b, k = setup.batch, options.width
     rows = b * k
@@ -263,6 +272,7 @@ def beam_loop(
     scores = torch.full((b, k), float("-inf"), dtype=torch.float64, device=setup.device)
     scores[:, 0] = 0.0
     finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(b)]
+    done = [False] * b
     first_row = torch.arange(b, device=setup.device).unsqueeze(1) * k
 
     def finish(image: int, score: float, length: int, text: list[int]) -> None:
@@ -283,7 +293,7 @@ def beam_loop(
         for image, (ends, values, hyps) in enumerate(
             zip(is_end[:, :k].tolist(), top_scores.tolist(), hyp.tolist(), strict=True)
         ):
-            if len(finished[image]) >= k:
+            if done[image]:
                 continue
             for rank, ended in enumerate(ends):
                 if ended:
@@ -302,15 +312,20 @@ def beam_loop(
         if pos == max_length - 1:
             for image, values in enumerate(scores.tolist()):
                 for rank, value in enumerate(values):
-                    if len(finished[image]) < k:
+                    if not done[image]:
                         text = tokens[image * k + rank, 1:].tolist()
                         finish(image, value, max_length, text)
-        if all(len(done) >= k for done in finished):
+            break
+        for image, live in enumerate(scores.max(1).values.tolist()):
+            norms = sorted((norm for norm, _ in finished[image]), reverse=True)
+            if len(norms) >= k and norms[k - 1] >= live / (pos + 1) ** options.length_norm:
+                done[image] = True
+        if all(done):
             break
         reorder(source)
     best = [
-        max(done, key=lambda item: item[0])[1] if done else tokens[image * k, 1:].tolist()
-        for image, done in enumerate(finished)
+        max(read, key=lambda item: item[0])[1] if read else tokens[image * k, 1:].tolist()
+        for image, read in enumerate(finished)
     ]
     out = torch.full(
         (b, max(map(len, best))), setup.pad_index, dtype=torch.long, device=setup.device
