@@ -26,10 +26,11 @@ def _inputs(tiny: Tiny) -> list[np.ndarray]:
 def test_int8_reads_what_fp32_reads_with_close_logits(tiny_checkpoint: Tiny) -> None:
     """Tolerance, at the positions up to each reading's end (beyond it the decoder reads its own
     padding): each logit within 10% of its row's range (max - min), and within 2% on average
-    (measured: 3% and 0.9% at worst). int8 rounds every weight to 1/254 of its output channel's range and every
-    activation to 1/255 of its tensor's range, in each of the encoder's and decoder's linear
-    layers in turn; at the tiny model's widths (16 to 64) few products average those errors
-    out, so single logits move by several percent while the choice between them rarely does."""
+    (measured: 3% and 0.9% at worst). int8 rounds every weight to 1/254 of its output
+    channel's range and every activation to 1/255 of its tensor's range, in each of the
+    encoder's and decoder's linear layers in turn; at the tiny model's widths (16 to 64) few
+    products average those errors out, so single logits move by a few percent while the choice
+    between them rarely does."""
     fp32 = TextRecognizer.from_checkpoint(tiny_checkpoint.checkpoint)
     int8 = TextRecognizer.from_checkpoint(tiny_checkpoint.checkpoint, quantize="int8")
     network = int8.network
