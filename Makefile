@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install train sweep test check lint fonts generate download info bench predict serve loadtest clean
+.PHONY: help install train sweep test check lint fonts generate download info bench lm predict serve loadtest clean
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -43,10 +43,15 @@ test: $(STAMP) ## run the test suite (what CI runs)
 check: $(STAMP) ## nox: lint, typecheck and tests
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/nox
 
-bench: $(STAMP) ## decode, training-step and prediction speed; JSON under benchmarks/results/
+bench: $(STAMP) ## decode, training-step and prediction speed, and with CKPT=... reading quality
 	$(BIN)/python -m benchmarks.decode
 	$(BIN)/python -m benchmarks.train
 	$(BIN)/python -m benchmarks.predict
+	@if [ -n "$(CKPT)" ]; then $(BIN)/python -m benchmarks.quality --checkpoint $(CKPT) $(ARGS); \
+	else echo "quality (greedy, beam, beam + LM, int8): make bench CKPT=runs/<run>/checkpoints/best.ckpt"; fi
+
+lm: $(STAMP) ## the default character language model, from the synthetic text: data/lm/synthetic.arpa
+	$(BIN)/text-recognizer lm train --order 6 --out data/lm/synthetic.arpa
 
 predict: $(STAMP) ## print the text of images: make predict CKPT=path/best.ckpt IMAGE=file-or-folder
 	@test -n "$(CKPT)" -a -n "$(IMAGE)" || { echo "usage: make predict CKPT=... IMAGE=..."; exit 2; }

@@ -1,5 +1,6 @@
-"""Prediction throughput through the API: images/s for lines and paragraphs at batch 1 and 8,
-the network (PyTorch, eager) and its ONNX export (onnxruntime) side by side.
+"""Prediction throughput through the API: images/s for lines at batch 1, 8 and 32 and for
+paragraphs at batch 1 and 8, the network (PyTorch, eager) and its ONNX export (onnxruntime),
+each in fp32 and with int8 linear layers (`--quantize int8`), side by side.
 
 Random weights with the end token suppressed, so every image decodes exactly `tokens` tokens:
 all 82 for lines; for paragraphs a bound of 128 of the 682 (a full page's decoding costs about
@@ -28,12 +29,24 @@ from text_recognizer.data.synthetic_lines import SyntheticLines
 from text_recognizer.inference import InferenceSpec, Recognizer, TextRecognizer
 from text_recognizer.inference.export import ExportedRecognizer, export
 
-IMAGES = 8
-BATCHES = (1, 8)
 # Each network with the datamodule whose evaluation transform its experiment reads through.
 KINDS: dict[str, dict[str, Any]] = {
-    "lines": {**LINES, "datamodule": SyntheticLines, "tokens": 82, "repeats": 3},
-    "paragraphs": {**PARAGRAPH, "datamodule": IAMExtendedParagraphs, "tokens": 128, "repeats": 2},
+    "lines": {
+        **LINES,
+        "datamodule": SyntheticLines,
+        "tokens": 82,
+        "repeats": 2,
+        "images": 32,
+        "batches": (1, 8, 32),
+    },
+    "paragraphs": {
+        **PARAGRAPH,
+        "datamodule": IAMExtendedParagraphs,
+        "tokens": 128,
+        "repeats": 1,
+        "images": 8,
+        "batches": (1, 8),
+    },
 }
 
 
@@ -54,25 +67,32 @@ def page_images(count: int, shape: tuple[int, int, int]) -> list[np.ndarray]:
 
 
 def recognizers(kind: dict[str, Any], tokens: int, folder: Path) -> dict[str, Recognizer]:
+    """The network in eager fp32 and int8, and its ONNX export in fp32 and int8."""
     network = build(kind)
     with torch.no_grad():  # never end: every image costs exactly `tokens` steps
         network.decoder.to_logits.bias[network.end_index] = float("-inf")
     datamodule: BaseDataModule = kind["datamodule"]()
     spec = InferenceSpec({}, datamodule.tokenizer.charset, datamodule.eval_transform.params())
     eager = TextRecognizer(network, spec, max_length=tokens)
-    export(eager, "onnx", folder)
-    return {"eager": eager, "onnx": ExportedRecognizer(folder, max_length=tokens)}
+    found: dict[str, Recognizer] = {
+        "eager": eager,
+        "eager_int8": TextRecognizer(network, spec, max_length=tokens, quantize="int8"),
+    }
+    for name, quantize in (("onnx", None), ("onnx_int8", "int8")):
+        export(eager, "onnx", folder / name, quantize)
+        found[name] = ExportedRecognizer(folder / name, max_length=tokens)
+    return found
 
 
 def measure(smoke: bool) -> list[dict[str, Any]]:
     rows = []
     for name, kind in KINDS.items():
         tokens = 4 if smoke else kind["tokens"]
-        count = 2 if smoke else IMAGES
+        count = 2 if smoke else kind["images"]
         images = line_images(count) if name == "lines" else page_images(count, kind["image"])
         with tempfile.TemporaryDirectory() as folder:
             for runtime, recognizer in recognizers(kind, tokens, Path(folder)).items():
-                for batch in BATCHES:
+                for batch in kind["batches"]:
                     seconds = best_of(
                         functools.partial(recognizer.predict_batch, images, batch),
                         1 if smoke else kind["repeats"],
@@ -98,14 +118,14 @@ def main() -> None:
     rows = measure(args.smoke)
     print_table(rows)
     speedups = {
-        f"{row['kind']}_batch{row['batch']}_onnx_over_eager": row["images_per_s"]
+        f"{row['kind']}_batch{row['batch']}_{row['runtime']}_over_eager": row["images_per_s"]
         / next(
             r["images_per_s"]
             for r in rows
             if (r["kind"], r["batch"], r["runtime"]) == (row["kind"], row["batch"], "eager")
         )
         for row in rows
-        if row["runtime"] == "onnx"
+        if row["runtime"] != "eager"
     }
     results = {
         "note": "random weights, end token suppressed: each image decodes exactly `tokens` "

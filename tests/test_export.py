@@ -15,6 +15,7 @@ from PIL import Image
 from tiny_recognizer import TEXTS, Tiny, render
 
 from text_recognizer import cli
+from text_recognizer.decode import BeamOptions
 from text_recognizer.inference import TextRecognizer
 from text_recognizer.inference.export import ExportedRecognizer, export
 
@@ -54,6 +55,17 @@ def test_exported_files_read_the_same_text_as_the_network(
     assert exported_recognizer.predict_batch(inputs, batch_size=1) == eager.predict_batch(
         inputs, batch_size=1
     )
+
+
+def test_exported_beam_search_reads_what_the_networks_reads(
+    tiny_checkpoint: Tiny, exported: Exported
+) -> None:
+    """The same beam search on the exported step: its cache is reordered between steps."""
+    beam = BeamOptions(3)
+    eager = TextRecognizer.from_checkpoint(tiny_checkpoint.checkpoint, beam=beam)
+    inputs = images(tiny_checkpoint)
+    expected = eager.predict_batch(inputs, batch_size=4)
+    assert ExportedRecognizer(exported.folder, beam=beam).predict_batch(inputs, 4) == expected
 
 
 def test_exported_step_logits_match_teacher_forcing(

@@ -4,7 +4,10 @@ import pytest
 import torch
 from helpers import tiny_model
 
+from text_recognizer.decode import BeamOptions, beam_decode
+from text_recognizer.errors import ConfigError
 from text_recognizer.model.errors import NonFiniteLossError
+from text_recognizer.model.lit_transformer import LitTransformer
 from text_recognizer.tokenizer import Tokenizer
 
 TOKENIZER = Tokenizer()
@@ -44,3 +47,15 @@ def test_forward_reads_text_from_images() -> None:
     model = tiny_model().eval()
     texts = model(torch.rand(3, 1, 16, 64))
     assert len(texts) == 3 and all(isinstance(t, str) for t in texts)
+
+
+def test_model_beam_decodes_validation_by_beam_search() -> None:
+    model = tiny_model().eval()
+    images = torch.rand(3, 1, 16, 64)
+    greedy = model.predict_tokens(images)
+    model.beam = 3
+    beam = model.predict_tokens(images)
+    expected = beam_decode(model.network, images, BeamOptions(3), model.max_output_length)
+    assert torch.equal(beam, expected) and beam.shape[0] == greedy.shape[0] == 3
+    with pytest.raises(ConfigError, match="beam must be at least 1"):
+        LitTransformer(model.network, model.optimizer_factory, beam=0)

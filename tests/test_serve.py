@@ -87,12 +87,26 @@ def test_the_api_reads_what_predict_reads(
     assert code == 0, err
     expected = [line.split("\t")[1] for line in out.splitlines()]
     assert expected[: len(TEXTS)] == TEXTS
+    code, out, err = run_cli(
+        capsys,
+        "predict",
+        "--checkpoint",
+        str(tiny_checkpoint.checkpoint),
+        "--batch-size",
+        "1",
+        "--beam",
+        "3",
+        *map(str, paths),
+    )
+    assert code == 0, err
+    by_beam = [line.split("\t")[1] for line in out.splitlines()]
 
     with client_of(model) as client:
         described = client.get("/v1/model").json()
-        for path, text in zip(paths, expected, strict=True):
+        for path, text, beam in zip(paths, expected, by_beam, strict=True):
             answer = post_image(client, path.read_bytes()).json()
             assert answer["text"] == text and answer["lines"] == [text]
+            assert post_image(client, path.read_bytes(), beam="3").json()["text"] == beam
             assert 0 < answer["seconds"] < 30
             assert answer["model"] == {"kind": "line", "sha256": described["sha256"]}
             assert "stem" not in answer
@@ -144,7 +158,7 @@ def test_every_error_is_json_with_its_status_and_one_log_line(
             (415, {"content": good, "headers": {"content-type": "image/png"}}, "content type"),
             (422, {"files": {"image": ("cut.png", noise[: len(noise) // 2])}}, "truncated"),
             (422, {"files": {"image": ("empty.png", b"")}}, "empty file"),
-            (422, {**multipart, "data": {"beam": "4"}}, "greedily only"),
+            (422, {**multipart, "data": {"beam": "17"}}, "choose a width from 1"),
             (422, {**multipart, "data": {"beam": "wide"}}, "beam must be an integer"),
             (422, {**multipart, "data": {"kind": "page"}}, "reads lines, not pages"),
             (422, {**multipart, "data": {"stem": "maybe"}}, "stem must be true or false"),

@@ -4,6 +4,9 @@ text-recognizer predict --checkpoint CKPT IMAGE...   print `path<TAB>text` per i
                                                      its image files, sorted; newlines as \\n);
                                                      --json: JSON lines with each image's seconds
 text-recognizer predict --model DIR IMAGE...         the same with exported files
+text-recognizer predict ... --beam K [--lm LM.arpa   beam search of width K, with a character
+    --lm-weight W] [--quantize int8]                 language model (shallow fusion); int8
+                                                     linear layers (eager)
 text-recognizer predict --checkpoint CKPT PAGE.xml   read every line of a PAGE or ALTO file and
     --out DIR                                        write a copy with the readings (text and
                                                      confidence) into DIR, the rest unchanged
@@ -12,9 +15,13 @@ text-recognizer evaluate --checkpoint CKPT           CER/WER on the test split o
                                                      and predictions.png
 text-recognizer export --checkpoint CKPT             the encoder and a cached decoding step
     --format onnx|torchscript --out DIR              for runtimes outside Python, and model.json
-    (or --format checkpoint)                         (or the checkpoint); and README.md, its card
+    (or --format checkpoint) [--quantize int8]       (or the checkpoint; int8 weights), and its
+                                                     card, README.md
 text-recognizer push --model DIR --to hf:USER/REPO   upload an exported folder to the Hub
     (or --to wandb:[ENTITY/]PROJECT)                 or as a W&B model artifact
+text-recognizer lm train [CORPUS.txt] --out LM.arpa  a character n-gram model (--order 6) of a
+    [--order N] [--synthetic-lines N]                text file, one sentence a line, or of the
+                                                     synthetic text source without one
 text-recognizer serve --checkpoint CKPT | --model DIR
     [--host 127.0.0.1] [--port 8000] [--workers N]   the HTTP API and the web page at /
 
@@ -37,12 +44,27 @@ import traceback
 from pathlib import Path
 
 from text_recognizer.data.image_files import folder_images
+from text_recognizer.decode import BeamOptions
 from text_recognizer.errors import REPORTED, ImageError, InferenceError
 from text_recognizer.inference.images import read_image
+from text_recognizer.inference.quantize import QUANTIZATIONS
 from text_recognizer.inference.recognizer import Recognizer, TextRecognizer
+from text_recognizer.lm import LM_WEIGHT
 from text_recognizer.serve.settings import Settings
 
 POOL_BATCHES = 16  # images are read this many batches at a time, then sorted by width
+SYNTHETIC_LINES = 40_000  # the default language model's corpus: about 1.8M characters
+SYNTHETIC_SEED = (14, 6)  # a stream of its own: the rendered datasets seed (seed, split, chunk)
+
+
+def synthetic_corpus(lines: int) -> list[str]:
+    """Text from the synthetic lines' own source (`sample_line`), drawn apart from any split."""
+    import numpy as np
+
+    from text_recognizer.data.synthetic.text import sample_line
+
+    rng = np.random.default_rng(SYNTHETIC_SEED)
+    return [sample_line(rng) for _ in range(lines)]
 
 
 def _report(error: BaseException, debug: bool) -> None:
@@ -52,9 +74,17 @@ def _report(error: BaseException, debug: bool) -> None:
 
 
 def _recognizer(args: argparse.Namespace) -> Recognizer:
-    if args.model:
+    recognizer = _network_or_export(args)
+    recognizer.set_beam(_beam(args, recognizer))
+    return recognizer
+
+
+def _network_or_export(args: argparse.Namespace) -> Recognizer:
+    if getattr(args, "model", None):
         if args.device != "cpu":
             raise InferenceError("--device", "exported models run on the CPU here")
+        if args.quantize:
+            raise InferenceError("--quantize", "quantize at export: export --quantize int8")
         from text_recognizer.inference.export import ExportedRecognizer
 
         try:
@@ -62,8 +92,23 @@ def _recognizer(args: argparse.Namespace) -> Recognizer:
         except ModuleNotFoundError as error:
             raise InferenceError(args.model, _missing_extra(error)) from error
     return TextRecognizer.from_checkpoint(
-        args.checkpoint, args.device, args.max_length, args.batch_size
+        args.checkpoint,
+        args.device,
+        getattr(args, "max_length", None),
+        args.batch_size,
+        quantize=args.quantize,
     )
+
+
+def _beam(args: argparse.Namespace, recognizer: Recognizer) -> BeamOptions | None:
+    """--beam, --lm and --lm-weight as beam search options (None: greedy)."""
+    if args.beam < 1:
+        raise InferenceError("--beam", f"must be at least 1, got {args.beam}")
+    if args.lm is None:
+        return BeamOptions(args.beam) if args.beam > 1 else None
+    from text_recognizer.lm import load_token_lm
+
+    return BeamOptions(args.beam, load_token_lm(args.lm, recognizer.tokenizer), args.lm_weight)
 
 
 def _missing_extra(error: ModuleNotFoundError) -> str:
@@ -93,7 +138,7 @@ def _predict(args: argparse.Namespace) -> int:
     failed = _documents(recognizer, documents, args) if documents else False
     paths, missing = _expand([p for p in args.images if Path(p) not in documents], args.debug)
     failed |= missing
-    pool = POOL_BATCHES * args.batch_size
+    pool = POOL_BATCHES * recognizer.batch_size
     for start in range(0, len(paths), pool):
         chunk = paths[start : start + pool]
         images, errors = {}, {}
@@ -151,9 +196,8 @@ def _documents(recognizer: Recognizer, documents: list[Path], args: argparse.Nam
 def _evaluate(args: argparse.Namespace) -> int:
     from text_recognizer.inference.evaluate import datamodule_named, evaluate
 
-    recognizer = TextRecognizer.from_checkpoint(
-        args.checkpoint, args.device, batch_size=args.batch_size
-    )
+    recognizer = _recognizer(args)
+    assert isinstance(recognizer, TextRecognizer)
     datamodule = (
         datamodule_named(args.datamodule)
         if args.datamodule
@@ -183,7 +227,7 @@ def _export(args: argparse.Namespace) -> int:
     try:
         from text_recognizer.inference.export import export
 
-        manifest = export(recognizer, args.format, Path(args.out))
+        manifest = export(recognizer, args.format, Path(args.out), args.quantize)
     except ModuleNotFoundError as error:
         raise InferenceError(f"--format {args.format}", _missing_extra(error)) from error
     files = json.loads(manifest.read_text())["files"]
@@ -226,6 +270,32 @@ def _push(args: argparse.Namespace) -> int:
     from text_recognizer.inference.publish import push
 
     print(f"pushed {args.model} to {push(Path(args.model), args.to)}")
+    return 0
+
+
+def _lm_train(args: argparse.Namespace) -> int:
+    from text_recognizer.lm import train, write_arpa
+
+    if args.order < 1:
+        raise InferenceError("--order", f"must be at least 1, got {args.order}")
+    if args.corpus:
+        corpus = Path(args.corpus)
+        try:
+            lines = corpus.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError as error:
+            raise InferenceError(corpus, f"not UTF-8 text ({error})") from None
+        source = str(corpus)
+    else:
+        lines, source = synthetic_corpus(args.synthetic_lines), "the synthetic text source"
+    lines = [line for line in lines if line.strip()]
+    if not lines:
+        raise InferenceError(source, "holds no text to count")
+    model = train(lines, args.order)
+    write_arpa(model, Path(args.out))
+    print(
+        f"wrote {args.out}: order {args.order}, {len(model.probs)} n-grams from {len(lines)} "
+        f"lines of {source}"
+    )
     return 0
 
 
@@ -289,12 +359,21 @@ def main(argv: list[str] | None = None) -> None:
     evaluate.set_defaults(run=_evaluate)
     for command in (predict, evaluate):
         command.add_argument("--device", default="cpu", help="cpu, cuda[:N] or auto")
-        command.add_argument("--batch-size", type=int, default=8)
+        command.add_argument(
+            "--batch-size", type=int, help="images a batch (default: 32 lines or 4 pages)"
+        )
+        command.add_argument("--beam", type=int, default=1, help="beam width (1: greedy)")
+        command.add_argument("--lm", help="a character language model (`lm train`) to fuse")
+        command.add_argument(
+            "--lm-weight", type=float, default=LM_WEIGHT, help="its share of each beam score"
+        )
+        command.add_argument("--quantize", choices=QUANTIZATIONS, help="int8 linear layers")
 
     export = commands.add_parser("export", parents=[common], help="export to ONNX/TorchScript")
     export.add_argument("--checkpoint", required=True, help="a checkpoint or its reference")
     export.add_argument("--format", required=True, choices=("onnx", "torchscript", "checkpoint"))
     export.add_argument("--out", required=True, help="folder for the files and model.json")
+    export.add_argument("--quantize", choices=QUANTIZATIONS, help="int8 weights")
     export.add_argument("--license", default="mit", help="the model card's licence (mit)")
     export.set_defaults(run=_export_with_card)
 
@@ -302,6 +381,22 @@ def main(argv: list[str] | None = None) -> None:
     push.add_argument("--model", required=True, help="a folder written by `export`")
     push.add_argument("--to", required=True, help="hf:<user>/<repo> or wandb:[<entity>/]<project>")
     push.set_defaults(run=_push)
+
+    lm = commands.add_parser("lm", help="character language models for beam search")
+    lm_commands = lm.add_subparsers(dest="lm_command", required=True)
+    lm_train = lm_commands.add_parser(
+        "train", parents=[common], help="count a character n-gram model into an ARPA file"
+    )
+    lm_train.add_argument("corpus", nargs="?", help="UTF-8 text, one sentence a line")
+    lm_train.add_argument("--order", type=int, default=6, help="characters of context + 1")
+    lm_train.add_argument("--out", required=True, help="the ARPA file to write")
+    lm_train.add_argument(
+        "--synthetic-lines",
+        type=int,
+        default=SYNTHETIC_LINES,
+        help="without a corpus: lines drawn from the synthetic text source",
+    )
+    lm_train.set_defaults(run=_lm_train)
 
     serve = commands.add_parser("serve", parents=[common], help="the HTTP API and web page")
     model = serve.add_mutually_exclusive_group(required=True)

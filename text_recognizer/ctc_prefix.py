@@ -1,4 +1,5 @@
-"""Joint CTC/attention choice of the next token, one hypothesis per image.
+"""Joint CTC/attention scores of the next token, kept per hypothesis (greedy: one per image;
+beam search: several, reordered as the beam moves).
 
 The attention decoder proposes its most likely next tokens; each is rescored by how likely the
 CTC head makes the text so far followed by it (the CTC prefix probability). CTC is monotonic, so
@@ -52,27 +53,42 @@ class CTCPrefixScorer:
         self.prefix = torch.zeros(b, dtype=torch.float64, device=log_probs.device)
         self.last = torch.full((b,), -1, dtype=torch.long, device=log_probs.device)
         self.empty = True
+        self._pending: tuple[Tensor, Tensor, Tensor] | None = None
 
     def choose(self, logits: Tensor) -> Tensor:
         """The next token (b,) for the decoder's `logits` (b, V), and the state advanced to it."""
+        tokens, scores = self.score(logits, self.candidates)
+        best = scores.argmax(1)
+        self.advance(torch.arange(len(best), device=best.device), best)
+        return tokens.gather(1, best.unsqueeze(1)).squeeze(1)
+
+    def score(self, logits: Tensor, count: int) -> tuple[Tensor, Tensor]:
+        """The decoder's top `count` (at least `candidates`) next tokens (b, c) per row and their
+        joint scores (b, c): the attention log probability and the CTC prefix gain, weighted.
+        The extensions are kept until `advance` picks the ones to go on with."""
         attention = logits.double().log_softmax(-1)
         attention[:, self.blank] = float("-inf")  # padding, CTC's blank: never a next token
-        tokens = attention.topk(self.candidates, dim=-1).indices  # (b, k)
-        r_n, prefix = self._extend(tokens)  # (b, k, T), (b, k)
+        count = min(max(count, self.candidates), attention.shape[-1] - 1)
+        tokens = attention.topk(count, dim=-1).indices  # (b, c)
+        r_n, prefix = self._extend(tokens)  # (b, c, T), (b, c)
         ended = self.r_n[:, -1].logaddexp(self.r_b[:, -1]).unsqueeze(1).expand_as(prefix)
-        is_end = tokens == self.end_index
-        prefix = torch.where(is_end, ended, prefix)
+        prefix = torch.where(tokens == self.end_index, ended, prefix)
         # Once CTC rules the text out (more characters than frames), attention decides alone.
         gain = torch.where(
             self.prefix.isfinite().unsqueeze(1), prefix - self.prefix.unsqueeze(1), 0.0
         )
         scores = (1 - self.weight) * attention.gather(1, tokens) + self.weight * gain
-        scores = scores.masked_fill(tokens == self.blank, float("-inf"))
-        best = scores.argmax(1, keepdim=True)
-        chosen = tokens.gather(1, best).squeeze(1)
-        self._advance(chosen, r_n.gather(1, best.unsqueeze(2).expand(-1, 1, r_n.shape[2])))
-        self.prefix = prefix.gather(1, best).squeeze(1)
-        return chosen
+        self._pending = tokens, r_n, prefix
+        return tokens, scores.masked_fill(tokens == self.blank, float("-inf"))
+
+    def advance(self, rows: Tensor, columns: Tensor) -> None:
+        """Row i of the state becomes row `rows[i]` extended by its candidate `columns[i]` of
+        the last `score`: greedy keeps every row, beam search reorders them."""
+        if self._pending is None:
+            raise RuntimeError("advance needs a score first")
+        tokens, r_n, prefix = self._pending
+        self._advance(tokens[rows, columns], r_n[rows, columns].unsqueeze(1))
+        self.prefix = prefix[rows, columns]
 
     def _extend(self, tokens: Tensor) -> tuple[Tensor, Tensor]:
         """For each candidate (b, k): r_n of the text extended by it, and its prefix log prob."""

@@ -1,9 +1,11 @@
-"""Greedy decoding. The kv cache is the one decoding path; the prefix-recomputing variant exists
-only as the reference that tests and benchmarks compare it with. Networks with a
-`ctc_decode_weight` choose each token jointly with their CTC head (`CTCPrefixScorer`)."""
+"""Greedy and beam decoding. The kv cache is the one decoding path; the prefix-recomputing
+variants exist only as the references that tests and benchmarks compare it with. Networks with a
+`ctc_decode_weight` score each token jointly with their CTC head (`CTCPrefixScorer`); beam search
+can add a language model's score (shallow fusion)."""
 
+import math
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import torch
 from torch import Tensor
@@ -124,3 +126,210 @@ def greedy_loop(
         if stop_at_end and bool(ended.all()):
             return tokens[:, 1 : pos + 2]
     return tokens[:, 1:]
+
+
+class StepScorer(Protocol):
+    """What beam search asks of a scorer: per row, the candidates for the next token and their
+    scores, then which (row, candidate) pairs the beam goes on with."""
+
+    def score(self, logits: Tensor, count: int) -> tuple[Tensor, Tensor]: ...
+
+    def advance(self, rows: Tensor, columns: Tensor) -> None: ...
+
+
+class AttentionScorer:
+    """The decoder's own log probabilities, for networks that decode without their CTC head."""
+
+    def score(self, logits: Tensor, count: int) -> tuple[Tensor, Tensor]:
+        top = logits.double().log_softmax(-1).topk(min(count, logits.shape[-1]), dim=-1)
+        return top.indices, top.values
+
+    def advance(self, rows: Tensor, columns: Tensor) -> None:
+        """Nothing to keep: the decoder's state is its kv cache."""
+
+
+class LanguageModelScorer(Protocol):
+    """A language model over token indices (`text_recognizer.lm.TokenLanguageModel`)."""
+
+    def score(self, tokens: Tensor, candidates: Tensor) -> Tensor:
+        """Natural log probabilities (rows, c) of each candidate after its row's tokens
+        (rows, t), which begin with the start token."""
+        ...
+
+
+class BeamOptions(NamedTuple):
+    """Beam width, the language model and its weight, and the length normalisation: a
+    finished hypothesis is ranked by its score over its length (end token included) to the
+    power `length_norm` (0: the raw sum, which favours short readings; 1: the mean)."""
+
+    width: int = 5
+    lm: LanguageModelScorer | None = None
+    lm_weight: float = 0.0
+    length_norm: float = 1.0
+
+
+def step_scorer(
+    ctc_log_probs: Tensor | None, weight: float, blank: int, end_index: int
+) -> StepScorer:
+    """Beam search's scores: the decoder's alone, or jointly with the CTC head (as `chooser`)."""
+    if ctc_log_probs is None or weight == 0:
+        return AttentionScorer()
+    return CTCPrefixScorer(ctc_log_probs, blank, end_index, weight)
+
+
+def _step_scorer(network: ConvTransformer, ctc_log_probs: Tensor | None) -> StepScorer:
+    return step_scorer(
+        ctc_log_probs, network.ctc_decode_weight, network.pad_index, network.end_index
+    )
+
+
+@torch.inference_mode()
+def beam_decode(
+    network: ConvTransformer,
+    images: Tensor,
+    options: BeamOptions,
+    max_length: int | None = None,
+) -> Tensor:
+    """Tokens (b, l) after the start token: the best of `options.width` hypotheses per image,
+    padded after its end. Each image's hypotheses are rows of one batch through the cached
+    `Decoder.step`; the cache and the CTC state follow the beam by row index. Width 1 reads
+    exactly what `greedy_decode` reads."""
+    memory, ctc_log_probs, setup = _beam_inputs(network, images, options.width)
+    decoder = network.decoder
+    max_length = max_length or network.max_output_length
+    decoder.setup_cache(memory, max_length)
+    try:
+        return beam_loop(
+            lambda tokens, pos: decoder.step(tokens[:, pos : pos + 1], pos)[:, -1],
+            decoder.reorder_cache,
+            setup,
+            max_length,
+            _step_scorer(network, ctc_log_probs),
+            options,
+        )
+    finally:
+        decoder.clear_cache()
+
+
+@torch.inference_mode()
+def beam_decode_reference(
+    network: ConvTransformer,
+    images: Tensor,
+    options: BeamOptions,
+    max_length: int | None = None,
+) -> Tensor:
+    """`beam_decode` recomputing each hypothesis's prefix every step: the reference for tests."""
+    memory, ctc_log_probs, setup = _beam_inputs(network, images, options.width)
+    return beam_loop(
+        lambda tokens, pos: network.decoder(tokens[:, : pos + 1], memory)[:, -1],
+        lambda rows: None,
+        setup,
+        max_length or network.max_output_length,
+        _step_scorer(network, ctc_log_probs),
+        options,
+    )
+
+
+def _beam_inputs(
+    network: ConvTransformer, images: Tensor, width: int
+) -> tuple[Tensor, Tensor | None, LoopSetup]:
+    """The memory and CTC log probabilities with each image's row repeated `width` times."""
+    if width < 1:
+        raise ValueError(f"beam width must be at least 1, got {width}")
+    memory, ctc_log_probs = network.encode_for_decoding(images)
+    setup = _setup(network, memory)
+    memory = memory.repeat_interleave(width, 0)
+    if ctc_log_probs is not None:
+        ctc_log_probs = ctc_log_probs.repeat_interleave(width, 0)
+    return memory, ctc_log_probs, setup
+
+
+def beam_loop(
+    next_logits: Callable[[Tensor, int], Tensor],
+    reorder: Callable[[Tensor], None],
+    setup: LoopSetup,
+    max_length: int,
+    scorer: StepScorer,
+    options: BeamOptions,
+) -> Tensor:
+    """Beam search over `setup.batch` images of `options.width` rows each: `next_logits` scores
+    every row's next token, `reorder(rows)` moves the decoder's state with the beam.
+
+    Each step ranks every row's candidates by the hypothesis's score plus the step's (the
+    scorer's, plus the weighted language model's); the best `width` that do not end go on, and
+    any that end among the best `width` are finished. An image is done once it has `width`
+    finished hypotheses and the `width`-th best of them, by normalised score, is at least the
+    best live hypothesis normalised at its current length (step scores are log probabilities,
+    so a hypothesis only loses score as it grows); it reads as its best finished hypothesis.
+    """
+    b, k = setup.batch, options.width
+    rows = b * k
+    end = setup.end_index
+    tokens = torch.full((rows, max_length + 1), setup.pad_index, dtype=torch.long)
+    tokens = tokens.to(setup.device)
+    tokens[:, 0] = setup.start_index
+    # One live hypothesis per image at first, so the beam does not hold k copies of it.
+    scores = torch.full((b, k), float("-inf"), dtype=torch.float64, device=setup.device)
+    scores[:, 0] = 0.0
+    finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(b)]
+    done = [False] * b
+    first_row = torch.arange(b, device=setup.device).unsqueeze(1) * k
+
+    def finish(image: int, score: float, length: int, text: list[int]) -> None:
+        if math.isfinite(score):
+            finished[image].append((score / length**options.length_norm, text))
+
+    for pos in range(max_length):
+        candidates, step = scorer.score(next_logits(tokens, pos), k + 1)
+        if options.lm is not None and options.lm_weight:
+            lm = options.lm.score(tokens[:, : pos + 1], candidates)
+            step = step + options.lm_weight * lm.to(step)
+        c = candidates.shape[1]
+        total = (scores.view(rows, 1) + step).view(b, k * c)
+        top_scores, top = total.topk(min(2 * k, k * c), dim=1)
+        hyp, column = top // c, top % c
+        token = candidates.view(b, k * c).gather(1, top)
+        is_end = token == end
+        for image, (ends, values, hyps) in enumerate(
+            zip(is_end[:, :k].tolist(), top_scores.tolist(), hyp.tolist(), strict=True)
+        ):
+            if done[image]:
+                continue
+            for rank, ended in enumerate(ends):
+                if ended:
+                    row = image * k + hyps[rank]
+                    text = [*tokens[row, 1 : pos + 1].tolist(), end]
+                    finish(image, values[rank], pos + 1, text)
+        # The best k that go on: those not ending, in rank order (each row ends at most once,
+        # so 2k candidates hold at least k).
+        ranks = torch.arange(top.shape[1], device=top.device)
+        order = (is_end.long() * top.shape[1] + ranks).argsort(1)[:, :k]
+        source = (first_row + hyp.gather(1, order)).view(rows)
+        scores = top_scores.gather(1, order)
+        scorer.advance(source, column.gather(1, order).view(rows))
+        tokens = tokens[source]
+        tokens[:, pos + 1] = token.gather(1, order).view(rows)
+        if pos == max_length - 1:
+            for image, values in enumerate(scores.tolist()):
+                for rank, value in enumerate(values):
+                    if not done[image]:
+                        text = tokens[image * k + rank, 1:].tolist()
+                        finish(image, value, max_length, text)
+            break
+        for image, live in enumerate(scores.max(1).values.tolist()):
+            norms = sorted((norm for norm, _ in finished[image]), reverse=True)
+            if len(norms) >= k and norms[k - 1] >= live / (pos + 1) ** options.length_norm:
+                done[image] = True
+        if all(done):
+            break
+        reorder(source)
+    best = [
+        max(read, key=lambda item: item[0])[1] if read else tokens[image * k, 1:].tolist()
+        for image, read in enumerate(finished)
+    ]
+    out = torch.full(
+        (b, max(map(len, best))), setup.pad_index, dtype=torch.long, device=setup.device
+    )
+    for image, text in enumerate(best):
+        out[image, : len(text)] = torch.tensor(text, dtype=torch.long)
+    return out

@@ -53,3 +53,7 @@ class NotAnImageError(ImageError):
 class ImageTooLargeError(ImageError):
     """More pixels than may be decoded safely: refused from the image's header, before its
     pixels are allocated."""
+
+
+class LanguageModelError(InferenceError):
+    """A language model file that is missing or is not one `text-recognizer lm train` writes."""

@@ -34,7 +34,9 @@ class PageReading:
     """Against the text the page held, over the lines that held some; None if none did."""
 
 
-def read_page(recognizer: Recognizer, path: Path, out: Path, batch_size: int) -> PageReading:
+def read_page(
+    recognizer: Recognizer, path: Path, out: Path, batch_size: int | None = None
+) -> PageReading:
     """Read the document at `path` and write it, with the readings, to `out`/<its name>."""
     target = out / path.name
     if target.resolve() == path.resolve():

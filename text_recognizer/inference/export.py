@@ -11,6 +11,11 @@ with it exactly as `greedy_decode` does with the in-place cache:
         logits, self_k, self_v = step(token, position, self_k, self_v, cross_k, cross_v)
         token = argmax(logits), or pad once a row has produced the end token
 
+Beam search runs on the same step: each image's hypotheses are rows of the batch, and the self
+cache's rows are reordered with the beam between steps. `--quantize int8` rewrites both files
+with int8 weights for their matrix products (onnxruntime's dynamic quantizer, or torch's
+dynamic quantized linear traced into TorchScript); the loop does not change.
+
 A network that decodes jointly with its CTC head (`ctc_decode_weight` > 0) also exports the CTC
 log probabilities, and the token is then chosen as `CTCPrefixScorer` does. `model.json` beside
 the two files holds what a runtime needs: the tokenizer, the transform, the maximum length, the
@@ -32,8 +37,16 @@ import torch
 from torch import Tensor, nn
 
 from text_recognizer.data.transforms import EvalTransform
-from text_recognizer.decode import LoopSetup, chooser, greedy_loop
+from text_recognizer.decode import (
+    BeamOptions,
+    LoopSetup,
+    beam_loop,
+    chooser,
+    greedy_loop,
+    step_scorer,
+)
 from text_recognizer.errors import CheckpointError
+from text_recognizer.inference.quantize import check_quantize, quantize_network, quantize_onnx
 from text_recognizer.inference.recognizer import Recognizer, TextRecognizer
 from text_recognizer.io import atomic_path
 from text_recognizer.metadata.charset import SPECIAL_TOKENS
@@ -108,11 +121,14 @@ class StepGraph(nn.Module):
             self.decoder.clear_cache()
 
 
-def export(recognizer: TextRecognizer, format: str, out: Path) -> Path:
+def export(recognizer: TextRecognizer, format: str, out: Path, quantize: str | None = None) -> Path:
     """Write the encoder, the step and `model.json` into `out`; return the manifest's path."""
     if format not in FORMATS:
         raise ValueError(f"unknown format {format!r}; choose from {', '.join(FORMATS)}")
+    check_quantize(quantize)
     network = recognizer.network.cpu().eval()
+    if quantize and format == "torchscript":
+        network = quantize_network(network)
     encoder, step = EncoderGraph(network).eval(), StepGraph(network.decoder).eval()
     transform = recognizer.transform
     attention = _attention(network.decoder)[0][0]
@@ -131,9 +147,13 @@ def export(recognizer: TextRecognizer, format: str, out: Path) -> Path:
         _export(format, encoder, (images,), tmp, encoder_io, _encoder_dims(transform))
     with atomic_path(out / files["decoder_step"]) as tmp:
         _export(format, step, step_inputs, tmp, STEP_IO, _step_dims(recognizer.max_length))
+    if quantize and format == "onnx":
+        for file in files.values():
+            quantize_onnx(out / file)
     manifest = {
         "format_version": FORMAT_VERSION,
         "runtime": format,
+        "quantize": quantize,
         "files": files,
         "tokenizer": {
             "charset": recognizer.tokenizer.charset,
@@ -223,9 +243,16 @@ def _quiet_exporter() -> Iterator[None]:
 
 class ExportedRecognizer(Recognizer):
     """Reads images with exported files (onnxruntime for ONNX, `torch.jit.load` for
-    TorchScript), on the CPU, with the same transform, batching and greedy loop as the network."""
+    TorchScript), on the CPU, with the same transform, batching and greedy loop (or beam search)
+    as the network."""
 
-    def __init__(self, folder: str | Path, max_length: int | None = None, batch_size: int = 8):
+    def __init__(
+        self,
+        folder: str | Path,
+        max_length: int | None = None,
+        batch_size: int | None = None,
+        beam: BeamOptions | None = None,
+    ) -> None:
         folder = Path(folder)
         manifest = _manifest(folder)
         tokenizer = Tokenizer(manifest["tokenizer"]["charset"])
@@ -233,18 +260,21 @@ class ExportedRecognizer(Recognizer):
         if max_length is not None and max_length > limit:
             raise CheckpointError(folder, f"max length {max_length} exceeds the exported {limit}")
         transform = EvalTransform(**{"resize": "height", **manifest["transform"]})
-        super().__init__(tokenizer, transform, max_length or limit, batch_size)
+        super().__init__(tokenizer, transform, max_length or limit, batch_size, beam)
         files = {name: folder / file for name, file in manifest["files"].items()}
         runtime = _OnnxRuntime if manifest["runtime"] == "onnx" else _TorchScriptRuntime
         self.runtime = runtime(files["encoder"], files["decoder_step"])
         self.cache = manifest["cache"]
         self.ctc_decode_weight = float(manifest.get("ctc_decode_weight", 0.0))
 
-    def decode(self, images: Tensor) -> Tensor:
-        batch = images.shape[0]
-        outputs = self.runtime.encode(images)
-        cross, ctc = outputs[:2], outputs[2:]
-        shape = (self.cache["layers"], batch, self.cache["kv_heads"], 0, self.cache["dim_head"])
+    def decode(self, images: Tensor, beam: BeamOptions | None = None) -> Tensor:
+        batch, width = images.shape[0], beam.width if beam else 1
+        outputs = [torch.as_tensor(o) for o in self.runtime.encode(images)]
+        # Beam search: each image's hypotheses are `width` consecutive rows.
+        cross = [o.repeat_interleave(width, 1) for o in outputs[:2]]
+        ctc = [o.repeat_interleave(width, 0) for o in outputs[2:]]
+        layers, kv_heads, dim_head = (self.cache[k] for k in ("layers", "kv_heads", "dim_head"))
+        shape = (layers, batch * width, kv_heads, 0, dim_head)
         cache = (torch.zeros(shape), torch.zeros(shape))
 
         def next_logits(tokens: Tensor, pos: int) -> Tensor:
@@ -253,6 +283,10 @@ class ExportedRecognizer(Recognizer):
             cache = (new[0], new[1])
             return logits
 
+        def reorder(rows: Tensor) -> None:
+            nonlocal cache
+            cache = (cache[0][:, rows], cache[1][:, rows])
+
         setup = LoopSetup(
             batch,
             torch.device("cpu"),
@@ -260,9 +294,13 @@ class ExportedRecognizer(Recognizer):
             self.tokenizer.end_index,
             self.tokenizer.pad_index,
         )
-        ctc_log_probs = torch.as_tensor(ctc[0]) if ctc else None
-        choose = chooser(ctc_log_probs, self.ctc_decode_weight, setup.pad_index, setup.end_index)
-        return greedy_loop(next_logits, setup, self.max_length, choose=choose)
+        ctc_log_probs = ctc[0] if ctc else None
+        weight, blank, end = self.ctc_decode_weight, setup.pad_index, setup.end_index
+        if beam is None:
+            choose = chooser(ctc_log_probs, weight, blank, end)
+            return greedy_loop(next_logits, setup, self.max_length, choose=choose)
+        scorer = step_scorer(ctc_log_probs, weight, blank, end)
+        return beam_loop(next_logits, reorder, setup, self.max_length, scorer, beam)
 
 
 def _manifest(folder: Path) -> dict[str, Any]:

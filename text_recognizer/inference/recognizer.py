@@ -5,6 +5,8 @@ Input convention: grayscale (colour is converted), dark ink on light paper, any 
 is scaled and padded by the same stem the model's datamodule applies in validation (uniformly,
 by the resize rule the checkpoint records: lines to the height, pages only shrunk; padded with
 paper), and line batches are cropped to their widest content exactly as validation batches are.
+With `BeamOptions`, decoding is `beam_decode` instead (beam search, optionally with a language
+model); with `quantize="int8"`, the network's linear layers run in int8.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ import torch
 from torch import Tensor
 
 from text_recognizer.data.transforms import EvalTransform
-from text_recognizer.decode import greedy_decode, token_probabilities
+from text_recognizer.decode import BeamOptions, beam_decode, greedy_decode, token_probabilities
 from text_recognizer.errors import InferenceError
 from text_recognizer.inference.checkpoint import load_checkpoint
 from text_recognizer.inference.images import ImageInput, read_image
+from text_recognizer.inference.quantize import check_quantize, quantize_network
 from text_recognizer.network.conv_transformer import ConvTransformer
 from text_recognizer.spec import InferenceSpec
 from text_recognizer.tokenizer import Tokenizer
@@ -37,23 +40,53 @@ class Prediction(NamedTuple):
     """If asked for: the probability of each character of `text`, then of the end token."""
 
 
+LINE_BATCH, PAGE_BATCH = 32, 4
+"""Batch sizes when none is given: a cached step reads every weight once for the whole batch,
+so batching pays until the activations, not the weights, dominate; lines are grouped by width
+first, so a batch of 32 holds little padding."""
+
+
+def searched(beam: BeamOptions | None) -> BeamOptions | None:
+    """None where beam search would read what greedy reads (width 1, no language model), which
+    is faster."""
+    if beam is not None and beam.width < 1:
+        raise InferenceError("--beam", f"must be at least 1, got {beam.width}")
+    if beam is None or (beam.width == 1 and (beam.lm is None or not beam.lm_weight)):
+        return None
+    return beam
+
+
 class Recognizer(ABC):
     """Preprocessing and batching, shared by the network and its exported files, which differ
-    only in how a preprocessed batch becomes tokens (`decode`)."""
+    only in how a preprocessed batch becomes tokens (`decode`). `beam` chooses beam search
+    (None: greedy)."""
 
     def __init__(
-        self, tokenizer: Tokenizer, transform: EvalTransform, max_length: int, batch_size: int
+        self,
+        tokenizer: Tokenizer,
+        transform: EvalTransform,
+        max_length: int,
+        batch_size: int | None = None,
+        beam: BeamOptions | None = None,
     ) -> None:
+        batch_size = batch_size or (LINE_BATCH if transform.crop_width else PAGE_BATCH)
         if batch_size <= 0:
             raise InferenceError("batch size", f"must be positive, got {batch_size}")
         self.tokenizer = tokenizer
         self.transform = transform
         self.max_length = max_length
         self.batch_size = batch_size
+        self.beam: BeamOptions | None = None
+        self.set_beam(beam)
+
+    def set_beam(self, beam: BeamOptions | None) -> None:
+        """Decode by beam search from now on (None: greedy)."""
+        self.beam = searched(beam)
 
     @abstractmethod
-    def decode(self, images: Tensor) -> Tensor:
-        """Token indices (b, l) after the start token for a preprocessed batch (b, 1, h, w)."""
+    def decode(self, images: Tensor, beam: BeamOptions | None = None) -> Tensor:
+        """Token indices (b, l) after the start token for a preprocessed batch (b, 1, h, w):
+        greedy, or beam search with `beam`."""
 
     def probabilities(self, images: Tensor, tokens: Tensor) -> Tensor:
         """The probability (b, l) of each token `decode` chose for a batch."""
@@ -92,9 +125,12 @@ class Recognizer(ABC):
         fitted: Sequence[np.ndarray],
         batch_size: int | None = None,
         confidences: bool = False,
+        beam: BeamOptions | None = None,
     ) -> list[Prediction]:
         """`predict_timed` on images already through `fit`: a server fits each request as it
-        arrives and decodes those that arrive together as one batch."""
+        arrives and decodes those that arrive together as one batch. `beam` overrides the
+        recognizer's own search for these images."""
+        options = self.beam if beam is None else searched(beam)
         order = self.transform.order(list(fitted))
         size = batch_size or self.batch_size
         results: list[Prediction | None] = [None] * len(fitted)
@@ -102,7 +138,7 @@ class Recognizer(ABC):
             chosen = order[start : start + size]
             began = time.perf_counter()
             batch = self.transform.batch([fitted[i] for i in chosen])
-            tokens = self.decode(batch)
+            tokens = self.decode(batch, options)
             texts = self.tokenizer.decode_batch(tokens.cpu())
             scores = (
                 self._scores(tokens, self.probabilities(batch, tokens)) if confidences else None
@@ -138,16 +174,22 @@ class TextRecognizer(Recognizer):
         spec: InferenceSpec,
         device: str | torch.device = "cpu",
         max_length: int | None = None,
-        batch_size: int = 8,
+        batch_size: int | None = None,
+        beam: BeamOptions | None = None,
+        quantize: str | None = None,
     ) -> None:
         max_length = max_length or network.max_output_length
         if max_length > network.decoder.max_length:
             raise InferenceError(
                 "max length", f"{max_length} exceeds the decoder's {network.decoder.max_length}"
             )
-        super().__init__(spec.tokenizer(), spec.eval_transform(), max_length, batch_size)
+        super().__init__(spec.tokenizer(), spec.eval_transform(), max_length, batch_size, beam)
         self.device = resolve_device(device)
-        self.network = network.eval().to(self.device)
+        check_quantize(quantize)
+        if quantize and self.device.type != "cpu":
+            raise InferenceError("--quantize", "int8 runs on the CPU; leave --device cpu")
+        self.quantize = quantize
+        self.network = (quantize_network(network) if quantize else network).eval().to(self.device)
         self.spec = spec
 
     @classmethod
@@ -156,11 +198,13 @@ class TextRecognizer(Recognizer):
         path: str | Path,
         device: str | torch.device = "cpu",
         max_length: int | None = None,
-        batch_size: int = 8,
+        batch_size: int | None = None,
+        beam: BeamOptions | None = None,
+        quantize: str | None = None,
     ) -> TextRecognizer:
         """Everything from the checkpoint alone: no Hydra, no datamodule, no data."""
         network, spec = load_checkpoint(path)
-        return cls(network, spec, device, max_length, batch_size)
+        return cls(network, spec, device, max_length, batch_size, beam, quantize)
 
     @classmethod
     def from_pretrained(
@@ -168,7 +212,9 @@ class TextRecognizer(Recognizer):
         reference: str | Path,
         device: str | torch.device = "cpu",
         max_length: int | None = None,
-        batch_size: int = 8,
+        batch_size: int | None = None,
+        beam: BeamOptions | None = None,
+        quantize: str | None = None,
     ) -> Recognizer:
         """A checkpoint or an exported model by reference: a path, `https://.../model.zip#sha256=`,
         `wandb:<entity>/<project>/<artifact>:<alias>` or `hf:<user>/<repo>[@revision]`
@@ -177,15 +223,18 @@ class TextRecognizer(Recognizer):
 
         path = resolve(reference)
         if not path.is_dir():
-            return cls.from_checkpoint(path, device, max_length, batch_size)
+            return cls.from_checkpoint(path, device, max_length, batch_size, beam, quantize)
         if str(device) != "cpu":
             raise InferenceError(reference, "exported models run on the CPU here")
         from text_recognizer.inference.export import ExportedRecognizer
 
-        return ExportedRecognizer(path, max_length, batch_size)
+        return ExportedRecognizer(path, max_length, batch_size, beam)
 
-    def decode(self, images: Tensor) -> Tensor:
-        return greedy_decode(self.network, images.to(self.device), self.max_length)
+    def decode(self, images: Tensor, beam: BeamOptions | None = None) -> Tensor:
+        images = images.to(self.device)
+        if beam is not None:
+            return beam_decode(self.network, images, beam, self.max_length)
+        return greedy_decode(self.network, images, self.max_length)
 
     def probabilities(self, images: Tensor, tokens: Tensor) -> Tensor:
         return token_probabilities(self.network, images.to(self.device), tokens.to(self.device))

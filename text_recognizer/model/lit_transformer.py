@@ -11,7 +11,7 @@ import torch.nn.functional as F  # noqa: N812
 from pytorch_lightning.utilities import rank_zero_only
 from torch import Tensor
 
-from text_recognizer.decode import greedy_decode
+from text_recognizer.decode import BeamOptions, beam_decode, greedy_decode
 from text_recognizer.errors import ConfigError
 from text_recognizer.model.errors import NonFiniteLossError, naming_the_batch
 from text_recognizer.model.metrics import error_rates
@@ -32,6 +32,7 @@ class LitTransformer(pl.LightningModule):
     `ctc_decode_weight` lets the CTC head share each greedy choice (`text_recognizer.ctc_prefix`).
     `inference`, if given, is saved in every checkpoint so that it loads for inference alone.
     `init_from` starts the network from another checkpoint's weights (`model.init_from`).
+    `beam` > 1 decodes validation and test by beam search of that width (`model.beam`).
     """
 
     def __init__(
@@ -45,8 +46,12 @@ class LitTransformer(pl.LightningModule):
         max_output_length: int | None = None,
         inference: InferenceSpec | None = None,
         init_from: str | None = None,
+        beam: int = 1,
     ) -> None:
         super().__init__()
+        if beam < 1:
+            raise ConfigError(f"model: beam must be at least 1, got {beam}")
+        self.beam = beam
         self.inference = inference
         self.network = network
         self.optimizer_factory = optimizer
@@ -65,6 +70,8 @@ class LitTransformer(pl.LightningModule):
         return self.tokenizer.decode_batch(self.predict_tokens(images))
 
     def predict_tokens(self, images: Tensor) -> Tensor:
+        if self.beam > 1:
+            return beam_decode(self.network, images, BeamOptions(self.beam), self.max_output_length)
         return greedy_decode(self.network, images, self.max_output_length)
 
     def _losses(self, images: Tensor, targets: Tensor) -> dict[str, Tensor]:

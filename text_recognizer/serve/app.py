@@ -35,6 +35,7 @@ from text_recognizer.serve.uploads import BodyLimit, flag, integer, read_upload
 
 STATIC = Path(__file__).parent / "static"
 FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF")
+MAX_BEAM = 16  # a request for a wider beam would hold the decoder for everyone else
 """What an upload may be: common raster formats. Pillow's others (EPS, which runs Ghostscript,
 among them) are not tried on untrusted bytes."""
 
@@ -113,7 +114,7 @@ def create_app(model: Model, settings: Settings | None = None) -> FastAPI:
 
     @app.get("/v1/model", dependencies=[Depends(authorized)])
     async def describe() -> dict[str, Any]:
-        options = {"beam": [1], "kind": [model.kind], "stem": [False, True]}
+        options = {"beam": [1, MAX_BEAM], "kind": [model.kind], "stem": [False, True]}
         return {**model.info, "options": options, "limits": settings.limits()}
 
     def fit(data: bytes) -> np.ndarray:
@@ -133,9 +134,9 @@ def create_app(model: Model, settings: Settings | None = None) -> FastAPI:
             async with asyncio.timeout(settings.timeout_s):
                 with batcher.reading():
                     upload = await read_upload(request)
-                    check_options(upload.options, model.kind)
+                    beam = check_options(upload.options, model.kind)
                     fitted = await run_in_threadpool(fit, upload.image)
-                prediction = await batcher.submit(fitted)
+                prediction = await batcher.submit(fitted, beam)
         except TimeoutError:
             raise ServeError(503, f"no answer within {settings.timeout_s:g} s") from None
         except BusyError as error:
@@ -160,16 +161,17 @@ def create_app(model: Model, settings: Settings | None = None) -> FastAPI:
     return app
 
 
-def check_options(options: dict[str, Any], kind: str) -> None:
-    """`beam` 1 (greedy: beam search has not landed here yet) and `kind` the model's own."""
-    if (beam := integer(options, "beam", 1)) != 1:
-        raise ServeError(422, f"beam {beam}: this version decodes greedily only (beam 1)")
+def check_options(options: dict[str, Any], kind: str) -> int:
+    """`beam` 1 (greedy) to `MAX_BEAM`, and `kind` the model's own; returns the beam width."""
+    if not 1 <= (beam := integer(options, "beam", 1)) <= MAX_BEAM:
+        raise ServeError(422, f"beam {beam}: choose a width from 1 (greedy) to {MAX_BEAM}")
     asked = options.get("kind", kind)
     if asked not in KINDS.values():
         raise ServeError(422, f"kind must be one of {', '.join(KINDS.values())}, got {asked!r}")
     if asked != kind:
         raise ServeError(422, f"this model reads {kind}s, not {asked}s")
     flag(options, "stem")
+    return beam
 
 
 def png_data_url(pixels: np.ndarray) -> str:

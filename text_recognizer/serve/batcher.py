@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from text_recognizer.decode import BeamOptions
 from text_recognizer.inference.recognizer import Prediction, Recognizer
 from text_recognizer.serve.metrics import Metrics
 
@@ -28,6 +29,7 @@ class BusyError(Exception):
 class _Request:
     fitted: np.ndarray
     answer: asyncio.Future[Prediction] = field(repr=False)
+    beam: int = 1
 
 
 class Batcher:
@@ -80,14 +82,14 @@ class Batcher:
             self._reading -= 1
             self._arrived.set()
 
-    async def submit(self, fitted: np.ndarray) -> Prediction:
+    async def submit(self, fitted: np.ndarray, beam: int = 1) -> Prediction:
         """The image's prediction once its batch is decoded. Cancelling the wait (a timeout)
         takes a request that is not yet in a batch out of the queue."""
         if not self.running:
             raise BusyError("the decoder is not running")
         if len(self._waiting) >= self.max_queue:
             raise BusyError(f"{self.max_queue} requests are already waiting")
-        request = _Request(fitted, asyncio.get_running_loop().create_future())
+        request = _Request(fitted, asyncio.get_running_loop().create_future(), beam)
         self._waiting.append(request)
         self._arrived.set()
         try:
@@ -125,12 +127,7 @@ class Batcher:
                 continue
             began = time.perf_counter()
             try:
-                predictions = await loop.run_in_executor(
-                    self._decoder,
-                    self.recognizer.predict_fitted,
-                    [request.fitted for request in batch],
-                    len(batch),
-                )
+                predictions = await loop.run_in_executor(self._decoder, self._decode, batch)
             except Exception as error:  # these requests fail; the batcher goes on
                 for request in batch:
                     if not request.answer.done():
@@ -142,3 +139,14 @@ class Batcher:
             for request, prediction in zip(batch, predictions, strict=True):
                 if not request.answer.done():
                     request.answer.set_result(prediction)
+
+    def _decode(self, batch: list[_Request]) -> list[Prediction]:
+        """The batch's predictions in order, requests of one beam width decoded together."""
+        predictions: dict[int, Prediction] = {}
+        for width in sorted({request.beam for request in batch}):
+            chosen = [i for i, request in enumerate(batch) if request.beam == width]
+            read = self.recognizer.predict_fitted(
+                [batch[i].fitted for i in chosen], len(chosen), beam=BeamOptions(width)
+            )
+            predictions.update(zip(chosen, read, strict=True))
+        return [predictions[i] for i in range(len(batch))]

@@ -76,6 +76,13 @@ class Decoder(nn.Module):
             if isinstance(block, Block):
                 block.setup_cache(memory, max_length)
 
+    def reorder_cache(self, rows: Tensor) -> None:
+        """Row i of every self-attention cache becomes row `rows[i]` (beam search). The memory's
+        keys/values are not moved: beam search reorders rows only among one image's hypotheses."""
+        for block in self.modules():
+            if isinstance(block, Block):
+                block.attn.cached().reorder(rows)
+
     def clear_cache(self) -> None:
         """Free the caches; `forward` never reads them, so this is about memory, not correctness."""
         for block in self.modules():

@@ -29,6 +29,12 @@ class KVCache:
         self.v[:, :, pos:end] = v
         return self.k[:, :, :end], self.v[:, :, :end]
 
+    def reorder(self, rows: Tensor) -> None:
+        """Row i becomes row `rows[i]`: beam search moves each hypothesis's keys and values to
+        the slot of the hypotheses that extend it."""
+        self.k = self.k.index_select(0, rows)
+        self.v = self.v.index_select(0, rows)
+
 
 class GrowingKVCache(KVCache):
     """Holds exactly the positions so far and grows by concatenation instead of in-place writes.

@@ -1,0 +1,110 @@
+"""Reading quality against time: greedy, beam 5 and beam 5 with the character language model,
+on the same checkpoint and the same held-out test lines, and int8 against fp32.
+
+`python -m benchmarks.quality --checkpoint CKPT` reads the first `--lines` (500) lines of the
+test split of the checkpoint's datamodule (the held-out font families for the synthetic lines)
+with each decoder, then the whole split greedily in fp32 and in int8. The language model is
+`--lm`, or the default one (`text-recognizer lm train` on the synthetic text source, order 6),
+built once into `<data root>/lm/` if missing. Writes `benchmarks/results/quality.json`.
+"""
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torchmetrics.functional.text import char_error_rate
+
+from benchmarks.common import checkpoint_name, machine, print_table, write
+from text_recognizer.cli import SYNTHETIC_LINES, synthetic_corpus
+from text_recognizer.data.paths import data_root
+from text_recognizer.decode import BeamOptions
+from text_recognizer.inference import TextRecognizer
+from text_recognizer.lm import LM_WEIGHT, load_token_lm, train, write_arpa
+
+BATCH = 8
+ORDER = 6
+
+
+def default_lm() -> Path:
+    """The default language model, built from the synthetic text source if not yet there."""
+    path = data_root() / "lm" / f"synthetic-{SYNTHETIC_LINES}-order{ORDER}.arpa"
+    if not path.is_file():
+        print(f"building {path} ({SYNTHETIC_LINES} lines of synthetic text, order {ORDER})")
+        write_arpa(train(synthetic_corpus(SYNTHETIC_LINES), ORDER), path)
+    return path
+
+
+def read(
+    recognizer: TextRecognizer, images: list[Any], texts: list[str], beam: BeamOptions | None
+) -> dict[str, float]:
+    fitted = [recognizer.fit(image) for image in images]
+    began = time.perf_counter()
+    predictions = [p.text for p in recognizer.predict_fitted(fitted, BATCH, beam=beam)]
+    seconds = time.perf_counter() - began
+    return {
+        "lines": len(texts),
+        "cer": float(char_error_rate(predictions, texts)),
+        "seconds_per_line": seconds / len(texts),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("--lines", type=int, default=500, help="test lines for the beams")
+    parser.add_argument("--lm", help="an ARPA file (default: built from the synthetic text)")
+    parser.add_argument("--lm-weight", type=float, default=LM_WEIGHT)
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    fp32 = TextRecognizer.from_checkpoint(args.checkpoint)
+    int8 = TextRecognizer.from_checkpoint(args.checkpoint, quantize="int8")
+    datamodule = fp32.spec.build_datamodule(args.checkpoint)
+    datamodule.prepare_data()
+    datamodule.setup("test")
+    data = datamodule.data_test
+    images, texts = list(data.images), list(data.texts)
+    lm_path = Path(args.lm) if args.lm else default_lm()
+    lm = load_token_lm(lm_path, fp32.tokenizer)
+    subset = (images[: args.lines], texts[: args.lines])
+    searches = {
+        "greedy": None,
+        "beam5": BeamOptions(5),
+        "beam5_lm": BeamOptions(5, lm, args.lm_weight),
+    }
+    rows = []
+    results: dict[str, Any] = {}
+    for name, beam in searches.items():
+        results[name] = read(fp32, *subset, beam)
+        rows.append({"decoder": name, "split": f"test[:{args.lines}]", **results[name]})
+    whole = {"fp32": read(fp32, images, texts, None), "int8": read(int8, images, texts, None)}
+    for name, figures in whole.items():
+        rows.append({"decoder": f"greedy {name}", "split": "test", **figures})
+    print_table(rows)
+    gain = results["greedy"]["cer"] - results["beam5_lm"]["cer"]
+    cost = whole["int8"]["cer"] - whole["fp32"]["cer"]
+    print(
+        f"beam 5 + LM: CER {results['beam5_lm']['cer']:.4f} against greedy "
+        f"{results['greedy']['cer']:.4f} ({gain:+.4f} lower) on the first {args.lines} test "
+        f"lines; int8 costs {cost:+.4f} CER against fp32 on all {len(texts)}"
+    )
+    out = {
+        "checkpoint": checkpoint_name(Path(args.checkpoint)),
+        "datamodule": type(datamodule).__name__,
+        "subset": f"the first {len(subset[1])} lines of the test split",
+        "batch": BATCH,
+        "threads": torch.get_num_threads(),
+        "lm": {"file": lm_path.name, "order": lm.model.order, "weight": args.lm_weight},
+        "length_norm": BeamOptions().length_norm,
+        **results,
+        "test_split": {**whole, "int8_minus_fp32_cer": cost},
+        "machine": machine(),
+    }
+    print(f"wrote {write('quality', out)}")
+
+
+if __name__ == "__main__":
+    main()
