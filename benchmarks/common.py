@@ -37,19 +37,31 @@ LINES: dict[str, Any] = {
 }
 
 
-def build(config: dict[str, Any]) -> ConvTransformer:
-    """The network as `training/conf/network/<config>.yaml` defines it, seeded."""
+def build(config: dict[str, Any], tokenizer: Tokenizer | None = None) -> ConvTransformer:
+    """The network as `training/conf/network/<config>.yaml` defines it, seeded, for `tokenizer`
+    (by default the default charset's)."""
     torch.manual_seed(0)
     node = OmegaConf.load(NETWORKS / f"{config['config']}.yaml")
     assert isinstance(node, DictConfig)
-    network = instantiate(network_config(node, Tokenizer(), config["max_output_length"]))
+    tokenizer = tokenizer or Tokenizer()
+    network = instantiate(network_config(node, tokenizer, config["max_output_length"]))
     assert isinstance(network, ConvTransformer)
     return network
 
 
+def native_bf16() -> bool:
+    """Whether the CPU computes bf16 itself (AVX-512 BF16 or AMX). Elsewhere autocast emulates it,
+    about 10x slower than fp32, and a bf16 figure measures only the emulation."""
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+
+
+# The precisions worth timing on this CPU.
+PRECISIONS = ("fp32", "bf16") if native_bf16() else ("fp32",)
+
+
 @contextlib.contextmanager
 def precision(name: str) -> Iterator[None]:
-    """'fp32' as is, or 'bf16' autocast (AVX-512 BF16 on this CPU)."""
+    """'fp32' as is, or 'bf16' autocast."""
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=name == "bf16"):
         yield
 
@@ -77,8 +89,14 @@ def checkpoint_name(path: Path) -> str:
 
 
 def machine() -> dict[str, Any]:
-    """What was running beside the benchmark: the load average skews every figure."""
-    return {"cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2)}
+    """What was running beside the benchmark (the load average skews every figure), and the CPU's
+    vector instructions, which decide what bf16 and int8 can gain."""
+    return {
+        "cpus": os.cpu_count(),
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "native_bf16": native_bf16(),
+    }
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:

@@ -1,5 +1,6 @@
 """Greedy decoding speed: the kv cache against recomputing the prefix, side by side, and the
-cached decoding in every runtime: eager fp32, bf16 autocast and int8, ONNX fp32 and int8.
+cached decoding in every runtime: eager fp32, bf16 autocast (where the CPU has native bf16) and
+int8, ONNX fp32 and int8.
 
 Paragraph: batch 1, a 576 x 640 page, all 682 tokens forced (stop_at_end=False), per thread
 count and precision; the uncached reference runs once, in the fastest eager setting. Then every
@@ -24,6 +25,7 @@ from torch.profiler import profile
 from benchmarks.common import (
     LINES,
     PARAGRAPH,
+    PRECISIONS,
     best_of,
     build,
     machine,
@@ -134,7 +136,7 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     for threads in (1, 2):
         torch.set_num_threads(threads)
-        for name in ("fp32", "bf16"):
+        for name in PRECISIONS:
             with precision(name):
                 row = {"threads": threads, "precision": name}
                 row |= measure(paragraph, page, repeats, tokens)
