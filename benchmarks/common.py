@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from text_recognizer.network import ConvTransformer
 from text_recognizer.tokenizer import Tokenizer
+from training.precision import native_bf16_cpu
 from training.run import network_config
 
 ROOT = Path(__file__).parents[1]
@@ -49,14 +50,8 @@ def build(config: dict[str, Any], tokenizer: Tokenizer | None = None) -> ConvTra
     return network
 
 
-def native_bf16() -> bool:
-    """Whether the CPU computes bf16 itself (AVX-512 BF16 or AMX). Elsewhere autocast emulates it,
-    about 10x slower than fp32, and a bf16 figure measures only the emulation."""
-    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-
-
 # The precisions worth timing on this CPU.
-PRECISIONS = ("fp32", "bf16") if native_bf16() else ("fp32",)
+PRECISIONS = ("fp32", "bf16") if native_bf16_cpu() else ("fp32",)
 
 
 @contextlib.contextmanager
@@ -95,7 +90,7 @@ def machine() -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "load_avg_1m": round(os.getloadavg()[0], 2),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "native_bf16": native_bf16(),
+        "native_bf16": native_bf16_cpu(),
     }
 
 

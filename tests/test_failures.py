@@ -102,7 +102,7 @@ def test_running_out_of_memory_names_the_batch_and_what_to_lower(
     message = str(raised.value)
     # Training reads batches of 4; validation, all 16 lines at once (eval_batch_size 64).
     size, lower = (16, "eval_batch_size") if where == "validation" else (4, "batch_size")
-    assert message.startswith(f"out of memory in {where} on a batch of {size} images of 1 x 32 x ")
+    assert message.startswith(f"out of memory in {where} on a batch of {size} images of 1 x 48 x ")
     assert f"lower datamodule.{lower}" in message and "\n" not in message
 
 

@@ -21,6 +21,7 @@ from text_recognizer.io import atomic_path
 from text_recognizer.model.errors import NonFiniteLossError
 from text_recognizer.spec import InferenceSpec
 from text_recognizer.tokenizer import Tokenizer
+from training import precision
 
 
 def build(
@@ -51,7 +52,12 @@ def build(
     ]
     logger = _instantiate("logger", cfg.logger) if cfg.get("logger") else False
     trainer = _instantiate(
-        "trainer", cfg.trainer, callbacks=callbacks, logger=logger, default_root_dir=run_dir
+        "trainer",
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=logger,
+        default_root_dir=run_dir,
+        precision=precision.resolve(cfg.trainer.precision, cfg.trainer.accelerator),
     )
     return datamodule, model, trainer
 

@@ -59,7 +59,7 @@ class Reading:
 
 def words(text: str) -> list[str]:
     """The words of a line, as readings give their confidences and ALTO its `String`s."""
-    return [word for word in text.split(" ") if word]
+    return [word for word in text.split() if word]
 
 
 @dataclass(frozen=True)

@@ -159,7 +159,9 @@ def text_content(text: str) -> str:
 
 
 def attribute_value(text: str) -> str:
-    return escape(text, {'"': "&quot;"})
+    """Escaped for a double-quoted attribute. Newlines and tabs become character references,
+    since a parser turns them, written as they are, into spaces."""
+    return escape(text, {'"': "&quot;", "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"})
 
 
 def element(prefix: str, name: str, attributes: dict[str, bytes], content: bytes | None) -> bytes:
