@@ -388,7 +388,7 @@ def test_a_checkpoint_written_by_main_py_predicts_with_the_api_and_the_console_s
     assert recognizer.spec.datamodule is not None
     assert recognizer.spec.datamodule["test_size"] == 8
     assert recognizer.transform.params() == {
-        "height": 32,
+        "height": 48,
         "width": 640,
         "crop_width": True,
         "resize": "height",
