@@ -57,10 +57,13 @@ def main() -> None:
     parser.add_argument("--train-size", type=int, default=8000, help="training lines an arm")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "augmentations")
     args = parser.parse_args()
-    rows: list[dict[str, Any]] = []
-    for arm in args.arms.split(","):
+    arms = args.arms.split(",")
+    for arm in arms:
         if arm != "none" and arm not in KINDS:
             parser.error(f"--arms: unknown {arm!r}; choose from none, {', '.join(KINDS)}")
+    tests = test_sets()  # read once, for every arm
+    rows: list[dict[str, Any]] = []
+    for arm in arms:
         started = time.perf_counter()
         run = train(arm, args.steps, args.train_size, args.runs)
         recognizer = TextRecognizer.from_pretrained(str(run / "checkpoints" / "best.ckpt"))
@@ -70,7 +73,7 @@ def main() -> None:
             "val_cer_best": round(metrics["val/cer_best"], 4),
             "wall_s": round(time.perf_counter() - started, 1),
         }
-        for name, datamodule in test_sets().items():
+        for name, datamodule in tests.items():
             report = evaluate(recognizer, datamodule, run / f"test-{name}", source=str(run))
             row[f"test_{name}"] = round(report["cer"], 4)
         rows.append(row)
