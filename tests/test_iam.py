@@ -205,6 +205,21 @@ def test_synthetic_paragraphs_use_training_lines_only(iam_data: Path) -> None:
     assert page[-40:, -40:].min() > 150
 
 
+def test_synthetic_pages_follow_the_curriculum(iam_data: Path) -> None:
+    # 8 pages an epoch: the first epoch's hold 1 line, the second's 2 (the pool's training forms
+    # have 2 or more lines each).
+    synthetic = IAMSyntheticParagraphs(
+        batch_size=4, synthetic_size=8, augment=False, curriculum=[[0, 1], [8, 2]]
+    )
+    synthetic.setup()
+    loader = synthetic.train_dataloader()
+    for epoch in (0, 1):
+        loader.sampler.set_epoch(epoch)
+        texts = [Tokenizer().decode(t) for _, targets in loader for t in targets]
+        assert len(texts) == 8 and {t.count("\n") + 1 for t in texts} == {epoch + 1}
+    assert synthetic.describe().count("file: ") == 2
+
+
 def test_one_batch_through_a_line_and_a_paragraph_network(iam_data: Path) -> None:
     torch.manual_seed(0)
     lines = IAMLines(batch_size=2, augment=False)

@@ -1,17 +1,21 @@
-"""The stem's two resize rules, and one judgement of ink for uint8 crops and float batches."""
+"""The stem's two resize rules, one judgement of ink for uint8 crops and float batches, and how
+batches are ordered and cropped."""
 
 import numpy as np
 import pytest
 import torch
 
+from text_recognizer.data.base import collate_cropped
 from text_recognizer.data.transforms import ImageStem, crop_to_content
 from text_recognizer.data.transforms.ink import (
     INK_CONTRAST,
+    content_heights,
     content_widths,
     ink_mask,
     ink_mask_inverted,
     paper_level,
 )
+from text_recognizer.data.transforms.stem import EvalTransform
 
 
 def page(height: int, width: int, paper: int = 230) -> np.ndarray:
@@ -68,3 +72,29 @@ def test_pages_are_cropped_to_their_tallest_and_widest_content() -> None:
     assert torch.equal(cropped, pages[..., :160, :320])
     assert crop_to_content(pages, columns=False, rows=True).shape == (2, 1, 160, 640)
     assert crop_to_content(pages).shape == (2, 1, 576, 320)  # lines: the height is the network's
+
+
+def test_a_training_batch_of_pages_keeps_a_strip_of_paper_drawn_from_its_labels() -> None:
+    pages = torch.zeros(2, 1, 576, 640)
+    pages[:, :, 10:130, 8:300] = 1.0
+    heights = set()
+    for label in range(40):
+        samples = [(pages[0], torch.tensor([label, 1])), (pages[1], torch.tensor([2, 3]))]
+        images, _ = collate_cropped(samples, rows=True, paper=64)
+        again, _ = collate_cropped(samples, rows=True, paper=64)
+        assert torch.equal(images, again)  # the same batch, the same crop: resumes exactly
+        assert torch.equal(images, pages[..., : images.shape[-2], :320])
+        heights.add(images.shape[-2])
+    assert min(heights) >= 160 and max(heights) <= 160 + 64 and len(heights) > 10
+    assert collate_cropped(samples, rows=True)[0].shape[-2] == 160  # validation: no strip
+
+
+def test_pages_are_read_in_order_of_height_lines_of_width() -> None:
+    pages = np.full((3, 576, 640), 255, dtype=np.uint8)
+    for i, bottom in enumerate((300, 100, 200)):
+        pages[i, 10:bottom, 8 : 600 - bottom] = 0
+    assert content_heights(pages).tolist() == [300, 100, 200]
+    reader = EvalTransform(576, 640, crop_width=True, resize="shrink", crop_height=True)
+    assert reader.order(list(pages)).tolist() == [1, 2, 0]
+    lines = EvalTransform(576, 640, crop_width=True, resize="shrink")
+    assert lines.order(list(pages)).tolist() == [0, 2, 1]  # by width: 300, 400, 500

@@ -27,7 +27,9 @@ def paragraphs(
     tiny_lines: SyntheticLines, shared_data_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[SyntheticParagraphs]:
     monkeypatch.setenv(DATA_DIR_ENV, str(shared_data_root))
-    datamodule = SyntheticParagraphs(batch_size=2, train_size=6, val_size=3, test_size=3, **TINY)
+    datamodule = SyntheticParagraphs(
+        batch_size=2, train_size=6, val_size=3, test_size=3, line_height=32, **TINY
+    )  # the tiny lines' height
     datamodule.setup()
     yield datamodule
 
@@ -37,9 +39,12 @@ def test_paragraphs_are_pages_of_newline_joined_lines(paragraphs: SyntheticParag
     assert page.shape == (1, 576, 640)
     assert page[:, :40, :200].max() > 0.5 and page[:, -40:, -40:].max() < 0.3
     images, targets = next(iter(paragraphs.train_dataloader()))
-    # Batches are cropped to their content, in steps of 32 px.
+    # Batches are cropped to their content, in steps of 32 px; training ones keep up to 64 rows
+    # of the paper below it.
     assert images.shape[:2] == (2, 1) and targets.shape == (2, 682)
-    assert images.shape[2] % 32 == 0 and images.shape[2] < 576 and images.shape[3] % 32 == 0
+    assert images.shape[2] < 576 and images.shape[3] % 32 == 0
+    val_images, _ = next(iter(paragraphs.val_dataloader()))
+    assert val_images.shape[2] % 32 == 0 and val_images.shape[3] % 32 == 0
     assert all(2 <= t.count("\n") + 1 <= 8 for t in paragraphs.data_train.texts)
     newlines = (targets == Tokenizer().newline_index).sum(1)
     assert (newlines >= 1).all()

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 
 from text_recognizer.data.sampler import ResumableLoader, WidthBucketSampler
 from text_recognizer.data.transforms import EvalTransform, ImageStem, Resize, crop_to_content
-from text_recognizer.data.transforms.ink import content_widths
+from text_recognizer.data.transforms.ink import content_heights, content_widths
 from text_recognizer.io import atomic_path
 from text_recognizer.tokenizer import Tokenizer
 
@@ -47,13 +47,33 @@ class ImageTextDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         return self.stem(self.images[index]), self.targets[index]
 
 
+PAGE_PAPER = 64  # the most rows of paper a training batch of pages keeps below its text
+
+
 def collate_cropped(
-    samples: list[tuple[torch.Tensor, torch.Tensor]], columns: bool = True, rows: bool = False
+    samples: list[tuple[torch.Tensor, torch.Tensor]],
+    columns: bool = True,
+    rows: bool = False,
+    paper: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Stack a batch, then drop the paper columns all its images share on the right and, with
-    `rows`, the paper rows they share at the bottom."""
+    `rows`, the paper rows they share at the bottom, keeping up to `paper` of them.
+
+    Training pages keep a random strip of that paper: a page reader that only ever saw its text
+    end at the bottom edge stops reading there, and one that always saw paper below is lost
+    without it (see `text_recognizer.data.curriculum`). The strip is drawn from the batch's
+    labels, so a resumed run crops as the uninterrupted one did.
+    """
     images, targets = default_collate(samples)
-    return crop_to_content(images, columns=columns, rows=rows), targets
+    cropped = crop_to_content(images, columns=columns, rows=rows)
+    if rows and paper:
+        drawn = torch.Generator().manual_seed(int(targets.sum()))
+        height = min(
+            images.shape[-2],
+            cropped.shape[-2] + int(torch.randint(paper + 1, (1,), generator=drawn)),
+        )
+        cropped = images[..., :height, : cropped.shape[-1]]
+    return cropped, targets
 
 
 class BaseDataModule(pl.LightningDataModule):
@@ -117,9 +137,10 @@ class BaseDataModule(pl.LightningDataModule):
         """Training batches are shuffled by the run's seed (`seed_everything` exports it) and the
         epoch; every split is sharded across DDP processes by the sampler itself."""
         widths = np.zeros(len(dataset), dtype=np.int64)  # all alike: plain shuffled batches
-        if self.crop_width:
+        if self.crop_width:  # lines by width, pages (crop_height) by height: see EvalTransform
             if dataset.widths is None:
-                dataset.widths = content_widths(dataset.images)
+                extents = content_heights if self.crop_height else content_widths
+                dataset.widths = extents(dataset.images)
             widths = dataset.widths
         batch_size = self.batch_size if train else self.eval_batch_size
         return WidthBucketSampler(
@@ -133,7 +154,12 @@ class BaseDataModule(pl.LightningDataModule):
             batch_size=self.batch_size if train else self.eval_batch_size,
             sampler=self._sampler(dataset, train),
             collate_fn=(
-                partial(collate_cropped, columns=self.crop_width, rows=self.crop_height)
+                partial(
+                    collate_cropped,
+                    columns=self.crop_width,
+                    rows=self.crop_height,
+                    paper=PAGE_PAPER if train else 0,
+                )
                 if cropping
                 else None
             ),

@@ -4,14 +4,17 @@ Real paragraphs are cropped at a quarter of the scan's resolution and placed, un
 left of the network's input by the stem's `shrink` rule, the one `predict` applies to a page;
 processing fails naming both if the input cannot hold the largest.
 Synthetic paragraphs stack random runs of training lines with the line counts, gaps and indents of
-real training paragraphs, for many more page layouts than IAM's 1,500 forms. Three datamodules:
-real only, synthetic training only, and both (extended); validation and test are always real.
+real training paragraphs, for many more page layouts than IAM's 1,500 forms; they are assembled as
+they are drawn, new every epoch, from the training lines stored once. Three datamodules: real
+only, synthetic training only, and both (extended); validation and test are always real.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
-from collections.abc import Iterator
+import json
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import h5py
@@ -19,7 +22,8 @@ import numpy as np
 from tqdm import tqdm
 
 from text_recognizer.data.augment import PARAGRAPH_AFFINE, AugmentedStem
-from text_recognizer.data.base import BaseDataModule
+from text_recognizer.data.base import BaseDataModule, ImageTextDataset, run_seed
+from text_recognizer.data.curriculum import AssembledPages, Curriculum, CurriculumSampler
 from text_recognizer.data.download import load_metadata
 from text_recognizer.data.iam import FORM_SCALE, IAM, SPLITS, Form
 from text_recognizer.data.iam_lines import usable_lines
@@ -31,8 +35,10 @@ from text_recognizer.data.processed import (
     digest,
     is_complete,
     read_split,
+    reading,
     write_split,
 )
+from text_recognizer.data.sampler import WidthBucketSampler
 from text_recognizer.data.transforms import ImageStem
 from text_recognizer.metadata import iam as metadata
 from text_recognizer.tokenizer import Tokenizer
@@ -90,8 +96,9 @@ def process_paragraphs(path: Path, expected: str, height: int, width: int) -> bo
     return build(path, expected, write)
 
 
-def training_lines(iam: IAM, max_text_length: int) -> tuple[LinePool, Layout]:
-    """Training line crops at paragraph scale, and the layout of real training paragraphs."""
+def training_lines(iam: IAM, max_text_length: int) -> tuple[list[np.ndarray], list[str], Layout]:
+    """Training line crops at paragraph scale, their texts, and the layout of real training
+    paragraphs."""
     tokenizer = Tokenizer()
     crops: list[np.ndarray] = []
     texts: list[str] = []
@@ -118,29 +125,36 @@ def training_lines(iam: IAM, max_text_length: int) -> tuple[LinePool, Layout]:
     if not crops:
         raise ValueError("the IAM archive has no usable training lines")
     layout = Layout(tuple(counts or [1]), tuple(gaps or [0]), tuple(indents or [0]))
-    return LinePool(crops, texts), layout
+    return crops, texts, layout
 
 
-def process_synthetic(
-    path: Path, expected: str, height: int, width: int, size: int, seed: int, max_output_length: int
-) -> bool:
-    """Write `size` paragraphs assembled from training lines unless done; True if built now."""
+def process_line_pool(path: Path, expected: str, max_text_length: int) -> bool:
+    """Write the training lines that synthetic pages are assembled from, and the layout of real
+    training paragraphs, unless done; True if built now. Reading them from the archive means
+    decoding every training form, so it is done once."""
     if is_complete(path, expected):
         return False
-    iam = IAM.load()
+    crops, texts, layout = training_lines(IAM.load(), max_text_length)
 
     def write(f: h5py.File) -> None:
-        pool, layout = training_lines(iam, max_output_length - 2)
-
-        def samples() -> Iterator[tuple[np.ndarray, str, str]]:
-            for i in tqdm(range(size), desc="iam synthetic paragraphs", unit="paragraph"):
-                rng = np.random.default_rng([seed, i])
-                page, text, _ = pool.assemble(rng, layout, height, width, max_output_length - 2)
-                yield page, text, f"synthetic-{i}"
-
-        write_split(f, "train", size, (height, width), samples())
+        flat = f.create_dataset("crops", (len(crops),), dtype=h5py.vlen_dtype(np.uint8))
+        for i, crop in enumerate(crops):
+            flat[i] = crop.ravel()
+        f["shapes"] = np.array([crop.shape for crop in crops], dtype=np.int32)
+        f["texts"] = np.array([t.encode() for t in texts], dtype=object)
+        f.attrs["layout"] = json.dumps(dataclasses.asdict(layout))
 
     return build(path, expected, write)
+
+
+def read_line_pool(path: Path) -> tuple[LinePool, Layout]:
+    """The pool and layout `process_line_pool` wrote."""
+    with reading(path) as f:
+        shapes = f["shapes"][:]
+        crops = [flat.reshape(shape) for flat, shape in zip(f["crops"][:], shapes, strict=True)]
+        texts = [t.decode() for t in f["texts"][:]]
+        layout = Layout(**{k: tuple(v) for k, v in json.loads(f.attrs["layout"]).items()})
+    return LinePool(crops, texts), layout
 
 
 class IAMParagraphs(BaseDataModule):
@@ -162,56 +176,62 @@ class IAMParagraphs(BaseDataModule):
         self.augment = augment
         self.synthetic_size = 0
         self.seed = 0
+        self.curriculum: Curriculum | None = None
 
-    def _folder(self, name: str, *params: object) -> tuple[Path, str]:
+    def _file(self, name: str, kind: str, *params: object) -> tuple[Path, str]:
         sha = load_metadata("iam").sha256
         key = digest(FORMAT_VERSION, sha, self.stem.height, self.stem.width, *params)
-        return data_root() / "processed" / name / f"paragraphs-{key}.h5", key
+        return data_root() / "processed" / name / f"{kind}-{key}.h5", key
 
     @property
     def real(self) -> tuple[Path, str]:
-        return self._folder("iam_paragraphs")
+        return self._file("iam_paragraphs", "paragraphs")
 
     @property
-    def synthetic(self) -> tuple[Path, str]:
-        params = (self.synthetic_size, self.seed, self.max_output_length)
-        return self._folder("iam_synthetic_paragraphs", *params)
+    def pool(self) -> tuple[Path, str]:
+        """The training lines synthetic pages are assembled from."""
+        return self._file("iam_synthetic_paragraphs", "lines", self.max_output_length)
 
     @property
     def paths(self) -> list[Path]:
-        return [self.real[0], self.synthetic[0]] if self.synthetic_size else [self.real[0]]
+        return [self.real[0], self.pool[0]] if self.synthetic_size else [self.real[0]]
 
     def prepare_data(self) -> None:
-        height, width = self.stem.height, self.stem.width
-        process_paragraphs(*self.real, height, width)
+        process_paragraphs(*self.real, self.stem.height, self.stem.width)
         if self.synthetic_size:
-            params = (self.synthetic_size, self.seed, self.max_output_length)
-            process_synthetic(*self.synthetic, height, width, *params)
+            process_line_pool(*self.pool, self.max_output_length - 2)
 
     def setup(self, stage: str | None = None) -> None:
         if hasattr(self, "data_train"):
             return
         self.prepare_data()
-        real = {split: read_split(self.real[0], split) for split in SPLITS}
-        train = [real["train"]] if self.real_train else []
-        if self.synthetic_size:
-            train.append(read_split(self.synthetic[0], "train"))
-        parts = {
-            "train": (
-                np.concatenate([images for images, _, _ in train]),
-                [t for _, texts, _ in train for t in texts],
-                [i for _, _, ids in train for i in ids],
-            ),
-            "val": real["val"],
-            "test": real["test"],
-        }
-        for split, (images, texts, ids) in parts.items():
+        for split in SPLITS:
+            images, texts, ids = read_split(self.real[0], split)
             check_labels(texts, ids, self.max_output_length, "IAM paragraph")
             setattr(self, f"data_{split}", self.dataset(images, texts))
         if self.augment:
             self.data_train.stem = AugmentedStem(
                 self.stem.height, self.stem.width, PARAGRAPH_AFFINE, self.resize
             )
+        if self.synthetic_size:
+            pool, self.layout = read_line_pool(self.pool[0])
+            self.data_train = AssembledPages(  # type: ignore[assignment]
+                pool,
+                self.layout,
+                self.data_train.stem,
+                self.tokenizer,
+                self.max_output_length,
+                self.synthetic_size,
+                self.seed,
+                real=self.data_train if self.real_train else None,
+            )
+
+    def _sampler(self, dataset: ImageTextDataset, train: bool) -> WidthBucketSampler:
+        if not (train and self.synthetic_size):
+            return super()._sampler(dataset, train)
+        return CurriculumSampler(
+            len(dataset), self.batch_size, self.layout.line_counts, self.curriculum, run_seed()
+        )
 
     def describe(self) -> str:
         files = "\n".join(f"  file: {path}" for path in self.paths)
@@ -219,7 +239,9 @@ class IAMParagraphs(BaseDataModule):
 
 
 class IAMSyntheticParagraphs(IAMParagraphs):
-    """Training on synthetic paragraphs only; validation and test on real ones."""
+    """Training on synthetic paragraphs only, `synthetic_size` an epoch, assembled as they are
+    drawn, through `curriculum` if given (see `text_recognizer.data.curriculum`); validation and
+    test on real ones."""
 
     real_train = False
 
@@ -233,15 +255,18 @@ class IAMSyntheticParagraphs(IAMParagraphs):
         augment: bool = True,
         synthetic_size: int = 4_000,
         seed: int = 0,
+        curriculum: Sequence[Sequence[int]] | None = None,
     ) -> None:
         super().__init__(batch_size, num_workers, height, width, max_output_length, augment)
         if synthetic_size <= 0:
             raise ValueError(f"synthetic_size must be positive, got {synthetic_size}")
         self.synthetic_size = synthetic_size
         self.seed = seed
+        self.curriculum = Curriculum.parse(curriculum) if curriculum else None
 
 
 class IAMExtendedParagraphs(IAMSyntheticParagraphs):
-    """Real and synthetic training paragraphs; validation and test on real ones."""
+    """Real and synthetic training paragraphs (a curriculum caps only the synthetic ones: real
+    pages come whole); validation and test on real ones."""
 
     real_train = True

@@ -67,6 +67,7 @@ class SyntheticParagraphs(BaseDataModule):
         line_train_size: int = 20_000,
         line_val_size: int = 1_000,
         line_test_size: int = 1_000,
+        line_height: int = 48,
         curriculum: Sequence[Sequence[int]] | None = None,
     ) -> None:
         super().__init__(
@@ -88,9 +89,13 @@ class SyntheticParagraphs(BaseDataModule):
         self.curriculum = Curriculum.parse(curriculum) if curriculum else None
         self.families: dict[str, list[str]] = {}
         self.seed = seed
-        # The lines' defaults are SyntheticLines' defaults: `make generate` renders that file.
+        # The lines are synthetic_lines.yaml's (48 px high, as `line_height` is by default):
+        # `make generate` renders that file.
         self.lines = SyntheticLinesConfig(
-            train_size=line_train_size, val_size=line_val_size, test_size=line_test_size
+            train_size=line_train_size,
+            val_size=line_val_size,
+            test_size=line_test_size,
+            height=line_height,
         )
 
     def _key(self) -> str:
@@ -175,7 +180,9 @@ class SyntheticParagraphs(BaseDataModule):
     def _sampler(self, dataset: ImageTextDataset, train: bool) -> WidthBucketSampler:
         if not train:
             return super()._sampler(dataset, train)
-        return CurriculumSampler(len(dataset), self.batch_size, self.curriculum, run_seed())
+        return CurriculumSampler(
+            len(dataset), self.batch_size, self.layout.line_counts, self.curriculum, run_seed()
+        )
 
     def describe(self) -> str:
         stages = (

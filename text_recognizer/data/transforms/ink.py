@@ -52,9 +52,21 @@ def ink_mask_inverted(images: torch.Tensor) -> torch.Tensor:
 def content_widths(images: np.ndarray) -> np.ndarray:
     """Rightmost ink column + 1 of each (n, h, w) uint8 image (0 for blank): how much of its
     padded width a line uses, which batches are grouped and cropped by."""
-    widths = np.zeros(len(images), dtype=np.int64)
+    return _content_extents(images, axis=1)
+
+
+def content_heights(images: np.ndarray) -> np.ndarray:
+    """Lowest ink row + 1 of each (n, h, w) uint8 image (0 for blank): how much of its page a
+    paragraph uses, which page batches are grouped by, so that each is cropped close to its
+    text, as a page read alone is."""
+    return _content_extents(images, axis=2)
+
+
+def _content_extents(images: np.ndarray, axis: int) -> np.ndarray:
+    """The last inked position + 1 along the axis that `axis` (1: rows, 2: columns) leaves."""
+    extents = np.zeros(len(images), dtype=np.int64)
     for start in range(0, len(images), 1024):
-        ink = np.asarray(ink_mask(images[start : start + 1024]).any(axis=1))
+        ink = np.asarray(ink_mask(images[start : start + 1024]).any(axis=axis))
         last = ink.shape[1] - np.argmax(ink[:, ::-1], axis=1)
-        widths[start : start + len(ink)] = np.where(ink.any(axis=1), last, 0)
-    return widths
+        extents[start : start + len(ink)] = np.where(ink.any(axis=1), last, 0)
+    return extents

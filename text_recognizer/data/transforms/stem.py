@@ -18,7 +18,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from text_recognizer.data.transforms.ink import content_widths, ink_mask_inverted, paper_level
+from text_recognizer.data.transforms.ink import (
+    content_heights,
+    content_widths,
+    ink_mask_inverted,
+    paper_level,
+)
 
 Resize = Literal["height", "shrink"]
 RESIZE_RULES: tuple[str, ...] = get_args(Resize)
@@ -114,11 +119,13 @@ class EvalTransform:
         return params
 
     def order(self, fitted: list[np.ndarray]) -> np.ndarray:
-        """Indices of stem-fitted images by content width when cropping, as the validation
-        sampler groups them, so a batch cropped to its widest image holds little padding."""
+        """Indices of stem-fitted images by content width when cropping (by height for pages),
+        as the validation sampler groups them, so a batch cropped to its widest (tallest) image
+        holds little padding: a page reader reads a page in a batch as it reads it alone."""
         if not self.crop_width or not fitted:
             return np.arange(len(fitted))
-        return np.argsort(content_widths(np.stack(fitted)), kind="stable")
+        extents = content_heights if self.crop_height else content_widths
+        return np.argsort(extents(np.stack(fitted)), kind="stable")
 
     def batch(self, fitted: list[np.ndarray]) -> torch.Tensor:
         """Stem-fitted uint8 images -> the (b, 1, height, w) float batch the network reads."""
