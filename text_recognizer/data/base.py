@@ -16,7 +16,6 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 
 from text_recognizer.data.sampler import ResumableLoader, WidthBucketSampler
 from text_recognizer.data.transforms import EvalTransform, ImageStem, Resize, crop_to_content
-from text_recognizer.data.transforms.ink import content_heights, content_widths
 from text_recognizer.io import atomic_path
 from text_recognizer.tokenizer import Tokenizer
 
@@ -137,10 +136,9 @@ class BaseDataModule(pl.LightningDataModule):
         """Training batches are shuffled by the run's seed (`seed_everything` exports it) and the
         epoch; every split is sharded across DDP processes by the sampler itself."""
         widths = np.zeros(len(dataset), dtype=np.int64)  # all alike: plain shuffled batches
-        if self.crop_width:  # lines by width, pages (crop_height) by height: see EvalTransform
+        if self.crop_width:  # lines by width, pages by height (EvalTransform.extents)
             if dataset.widths is None:
-                extents = content_heights if self.crop_height else content_widths
-                dataset.widths = extents(dataset.images)
+                dataset.widths = self.eval_transform.extents(dataset.images)
             widths = dataset.widths
         batch_size = self.batch_size if train else self.eval_batch_size
         return WidthBucketSampler(

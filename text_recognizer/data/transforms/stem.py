@@ -118,14 +118,18 @@ class EvalTransform:
             params["crop_height"] = True
         return params
 
+    def extents(self, images: np.ndarray) -> np.ndarray:
+        """What (n, h, w) uint8 images are grouped into batches by: their content widths, or
+        for pages their content heights, so a batch cropped to its widest (tallest) image holds
+        little padding and a page reader reads a page in a batch as it reads it alone."""
+        return content_heights(images) if self.crop_height else content_widths(images)
+
     def order(self, fitted: list[np.ndarray]) -> np.ndarray:
-        """Indices of stem-fitted images by content width when cropping (by height for pages),
-        as the validation sampler groups them, so a batch cropped to its widest (tallest) image
-        holds little padding: a page reader reads a page in a batch as it reads it alone."""
+        """Indices of stem-fitted images by `extents` when cropping, as the validation sampler
+        groups them."""
         if not self.crop_width or not fitted:
             return np.arange(len(fitted))
-        extents = content_heights if self.crop_height else content_widths
-        return np.argsort(extents(np.stack(fitted)), kind="stable")
+        return np.argsort(self.extents(np.stack(fitted)), kind="stable")
 
     def batch(self, fitted: list[np.ndarray]) -> torch.Tensor:
         """Stem-fitted uint8 images -> the (b, 1, height, w) float batch the network reads."""
