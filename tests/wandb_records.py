@@ -11,6 +11,7 @@ import struct
 from collections.abc import Iterator
 from pathlib import Path
 
+import wandb
 from wandb.proto import wandb_internal_pb2
 
 HEADER = struct.Struct("<4sHB")  # ":W&B", magic, version
@@ -42,6 +43,11 @@ def records(path: Path) -> Iterator[wandb_internal_pb2.Record]:
 
 
 def artifacts(run_folder: Path) -> list[wandb_internal_pb2.ArtifactRecord]:
-    """Every artifact an offline run folder (`wandb/offline-run-*`) logged."""
+    """Every artifact an offline run folder (`wandb/offline-run-*`) logged.
+
+    `run.finish()` returns before wandb's service has necessarily written the run's last records;
+    `wandb.teardown()` returns only once the service has flushed every run and stopped.
+    """
+    wandb.teardown()
     (log,) = run_folder.glob("run-*.wandb")
     return [r.artifact for r in records(log) if r.WhichOneof("record_type") == "artifact"]
