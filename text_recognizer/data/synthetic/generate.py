@@ -23,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from text_recognizer.data.paths import atomic_path, data_root, exclusive
-from text_recognizer.data.synthetic import pool
+from text_recognizer.data.synthetic import corpus, pool
 from text_recognizer.data.synthetic.fonts import Font, load_fonts, pool_families
 from text_recognizer.data.synthetic.render import Augmentation, render_line
 from text_recognizer.data.synthetic.text import sample_line
@@ -49,6 +49,8 @@ class SyntheticLinesConfig:
     seed: int = 0
     augmentation_strength: float = 1.0
     augmentations: Sequence[str] = ()
+    # The fraction of lines cut from English sentences (`corpus`), where the corpus is present.
+    sentences: float = 0.0
     # None: every family of the pool's split that is present (see fonts.pool_families).
     train_families: Sequence[str] | None = None
     heldout_families: Sequence[str] | None = None
@@ -57,6 +59,8 @@ class SyntheticLinesConfig:
 
     def __post_init__(self) -> None:
         Augmentation(kinds=frozenset(self.augmentations))  # refuses an unknown kind, naming it
+        if not 0 <= self.sentences <= 1:
+            raise ValueError(f"sentences is a fraction of the lines, got {self.sentences}")
         for name in ("train_size", "val_size", "test_size", "height", "width", "max_text_length"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
@@ -74,8 +78,13 @@ class SyntheticLinesConfig:
         folders = self.font_folders if split == "train" else self.heldout_font_folders
         return load_fonts(self.families(split), folders)
 
+    def text_sentences(self) -> float:
+        """The fraction of sentence lines this machine can draw: none without the corpus."""
+        return self.sentences if self.sentences and corpus.path().is_file() else 0.0
+
     def digest(self) -> str:
-        """Covers the parameters and the bytes of every font used, so the file names its pool."""
+        """Covers the parameters and the bytes of every font and text used, so the file names
+        its pool."""
         params = {
             k: list(v) if isinstance(v, Sequence) and not isinstance(v, str) else v
             for k, v in dataclasses.asdict(self).items()
@@ -84,7 +93,10 @@ class SyntheticLinesConfig:
             split: [(f.path.name, pool.sha256(f.path)) for f in self.fonts(split)]
             for split in ("train", "val")
         }
-        blob = json.dumps([FORMAT_VERSION, params, fonts], sort_keys=True)
+        text = corpus.sha256() if self.text_sentences() else None
+        blob = json.dumps(
+            [FORMAT_VERSION, params, fonts, *([text] if text else [])], sort_keys=True
+        )
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     def path(self, root: Path | None = None) -> Path:
@@ -103,6 +115,7 @@ def _render_chunk(
     fonts = config.fonts(split)
     rng = np.random.default_rng([config.seed, SPLITS.index(split), start])
     aug = Augmentation(strength=config.augmentation_strength, kinds=frozenset(config.augmentations))
+    sentences = config.text_sentences()
     images = np.empty((count, config.height, config.width), dtype=np.uint8)
     texts, font_ids = [], []
     families = sorted({font.family for font in fonts})
@@ -113,7 +126,7 @@ def _render_chunk(
         max_length = config.max_text_length
         failures = 0
         while True:
-            text = sample_line(rng, max_length)
+            text = sample_line(rng, max_length, sentences, heldout=split != "train")
             if font.uppercase_only:
                 text = text.upper()
             if not font.can_draw(text):
@@ -157,6 +170,8 @@ def generate(
     with exclusive(path):
         if is_complete(path, config):
             return path
+        if config.sentences and not config.text_sentences():
+            print(f"text: {corpus.path()} is missing (`make fonts` fetches it): no sentences")
         for split in SPLITS:
             for font in config.fonts(split):
                 if font.missing:

