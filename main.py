@@ -45,7 +45,7 @@ def main(cfg: DictConfig) -> float | None:
 
     hydra_cfg = HydraConfig.get()
     try:
-        return objective(run(cfg, Path(hydra_cfg.runtime.output_dir)), cfg.get("optimized_metric"))
+        return objective(run(cfg, Path(cfg.paths.output_dir)), cfg.get("optimized_metric"))
     except REPORTED as error:
         logging.getLogger(__name__).debug("run failed", exc_info=True)
         print(f"error: {error}", file=sys.stderr)

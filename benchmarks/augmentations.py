@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import machine, print_table, write
+from text_recognizer.data import registry
 from text_recognizer.data.synthetic.render import KINDS
 from text_recognizer.data.synthetic_lines import SyntheticLines
 from text_recognizer.inference import TextRecognizer
@@ -25,12 +26,19 @@ from text_recognizer.inference.evaluate import evaluate
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def lines(**values: Any) -> SyntheticLines:
+    """synthetic_lines.yaml's datamodule (what the arms train on), with `values` in its place."""
+    built = registry.configured("synthetic_lines")(**values)
+    assert isinstance(built, SyntheticLines)
+    return built
+
+
 def test_sets() -> dict[str, SyntheticLines]:
     """The held-out test lines plain (the default's) and with every kind; only the test split
     matters, whose bytes do not depend on the other splits' sizes."""
     return {
-        "plain": SyntheticLines(),
-        "six": SyntheticLines(train_size=8, val_size=8, augmentations=list(KINDS)),
+        "plain": lines(),
+        "six": lines(train_size=8, val_size=8, augmentations=list(KINDS)),
     }
 
 

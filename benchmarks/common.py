@@ -15,6 +15,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from text_recognizer.data import registry
 from text_recognizer.network import ConvTransformer
 from text_recognizer.tokenizer import Tokenizer
 from training.precision import native_bf16_cpu
@@ -24,18 +25,21 @@ ROOT = Path(__file__).parents[1]
 RESULTS = Path(__file__).parent / "results"
 NETWORKS = ROOT / "training" / "conf" / "network"
 
-# The networks the experiments train, with the input each reads and its datamodule's output
-# length.
-PARAGRAPH: dict[str, Any] = {
-    "config": "conv_transformer_paragraphs",
-    "image": (1, 576, 640),
-    "max_output_length": 682,
-}
-LINES: dict[str, Any] = {
-    "config": "conv_transformer_lines",
-    "image": (1, 32, 640),
-    "max_output_length": 82,
-}
+
+def _reading(network: str, datamodule: str) -> dict[str, Any]:
+    """A network the experiments train, with its datamodule's input (the widest, for lines) and
+    output length, read off the datamodule its yaml builds rather than restated here."""
+    data = registry.DATASETS[datamodule]()
+    return {
+        "config": network,
+        "datamodule": datamodule,
+        "image": data.input_dims,
+        "max_output_length": data.max_output_length,
+    }
+
+
+PARAGRAPH = _reading("conv_transformer_paragraphs", "iam_extended_paragraphs")
+LINES = _reading("conv_transformer_lines", "synthetic_lines")
 
 
 def build(config: dict[str, Any], tokenizer: Tokenizer | None = None) -> ConvTransformer:

@@ -19,6 +19,7 @@ from torchmetrics.text import CharErrorRate
 from tqdm import tqdm
 
 from benchmarks.common import PARAGRAPH, PRECISIONS, build, machine, precision, write
+from text_recognizer.data import registry
 from text_recognizer.data.base import collate_cropped
 from text_recognizer.data.curriculum import Curriculum
 from text_recognizer.data.synthetic_paragraphs import SyntheticParagraphs
@@ -50,7 +51,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    pages = SyntheticParagraphs(batch_size=PAGES, train_size=PAGES)
+    pages = registry.configured("synthetic_paragraphs")(batch_size=PAGES, train_size=PAGES)
+    assert isinstance(pages, SyntheticParagraphs)
     pages.setup("fit")
     network = build(PARAGRAPH, pages.tokenizer).train()
     model = LitTransformer(network, torch.optim.AdamW, tokenizer=pages.tokenizer)

@@ -20,12 +20,10 @@ import numpy as np
 import torch
 
 from benchmarks.common import LINES, PARAGRAPH, best_of, build, machine, print_table, write
-from text_recognizer.data.base import BaseDataModule
-from text_recognizer.data.iam_paragraphs import IAMExtendedParagraphs
+from text_recognizer.data import registry
 from text_recognizer.data.synthetic.fonts import load_fonts
 from text_recognizer.data.synthetic.render import render_line
 from text_recognizer.data.synthetic.text import sample_line
-from text_recognizer.data.synthetic_lines import SyntheticLines
 from text_recognizer.inference import InferenceSpec, Recognizer, TextRecognizer
 from text_recognizer.inference.export import ExportedRecognizer, export
 
@@ -33,15 +31,13 @@ from text_recognizer.inference.export import ExportedRecognizer, export
 KINDS: dict[str, dict[str, Any]] = {
     "lines": {
         **LINES,
-        "datamodule": SyntheticLines,
-        "tokens": 82,
+        "tokens": LINES["max_output_length"],
         "repeats": 2,
         "images": 32,
         "batches": (1, 8, 32),
     },
     "paragraphs": {
         **PARAGRAPH,
-        "datamodule": IAMExtendedParagraphs,
         "tokens": 128,
         "repeats": 1,
         "images": 8,
@@ -55,7 +51,7 @@ def line_images(count: int) -> list[np.ndarray]:
     font = load_fonts(["kalam"])[0]
     images: list[np.ndarray] = []
     while len(images) < count:
-        line = render_line(sample_line(rng), font, rng)
+        line = render_line(sample_line(rng), font, rng, *LINES["image"][1:])
         if line is not None:
             images.append(line)
     return images
@@ -71,7 +67,7 @@ def recognizers(kind: dict[str, Any], tokens: int, folder: Path) -> dict[str, Re
     network = build(kind)
     with torch.no_grad():  # never end: every image costs exactly `tokens` steps
         network.decoder.to_logits.bias[network.end_index] = float("-inf")
-    datamodule: BaseDataModule = kind["datamodule"]()
+    datamodule = registry.DATASETS[kind["datamodule"]]()
     spec = InferenceSpec({}, datamodule.tokenizer.charset, datamodule.eval_transform.params())
     eager = TextRecognizer(network, spec, max_length=tokens)
     found: dict[str, Recognizer] = {

@@ -32,6 +32,7 @@ import torch
 from PIL import Image
 
 from benchmarks.common import checkpoint_name, machine, print_table, write
+from text_recognizer.data import registry
 from text_recognizer.data.processed import reading
 from text_recognizer.data.synthetic_lines import SyntheticLines
 from text_recognizer.inference import TextRecognizer
@@ -52,7 +53,8 @@ def test_lines(checkpoint: Path, count: int) -> list[np.ndarray]:
     spec = load_checkpoint(checkpoint)[1]
     datamodule = spec.build_datamodule(checkpoint) if spec.datamodule else None
     if not isinstance(datamodule, SyntheticLines):
-        datamodule = SyntheticLines()
+        datamodule = registry.DATASETS["synthetic_lines"]()
+        assert isinstance(datamodule, SyntheticLines)
     path = datamodule.path
     if not path.is_file():
         sys.exit(

@@ -5,10 +5,10 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from helpers import SINGLE, run_main
+from helpers import SINGLE, run_main, synthetic_lines
 
 from text_recognizer.data import registry
 from text_recognizer.data.base import BaseDataModule
@@ -19,13 +19,21 @@ from text_recognizer.data.synthetic_lines import SyntheticLines
 if TYPE_CHECKING:
     from tiny_recognizer import Tiny
 
-# Small enough to render in a few seconds, large enough for a batch of every split.
+# Small enough to render in a few seconds, large enough for a batch of every split (main.py's
+# overrides: `datamodule.<key>=<value>`).
 TINY_LINES = {"train_size": 48, "val_size": 16, "test_size": 16}
-LINES = {f"line_{split}": size for split, size in TINY_LINES.items()}
+# The tiny lines the tests read, beyond synthetic_lines.yaml's: 32 px high, as the tiny model
+# (tiny_recognizer.py) reads them, in batches of 4.
+TINY_LINE_DATA = {**TINY_LINES, "height": 32, "batch_size": 4}
 # The registry with tiny sizes, so a whole `generate` takes seconds.
-TINY_SIZES: dict[str, dict[str, int]] = {
+TINY_SIZES: dict[str, dict[str, Any]] = {
     "synthetic_lines": TINY_LINES,
-    "synthetic_paragraphs": {"train_size": 5, "val_size": 2, "test_size": 2, **LINES},
+    "synthetic_paragraphs": {
+        "train_size": 5,
+        "val_size": 2,
+        "test_size": 2,
+        "lines": synthetic_lines(**TINY_LINES),
+    },
     "emnist_lines": {"train_size": 8, "val_size": 4, "test_size": 4},
     "iam_synthetic_paragraphs": {"synthetic_size": 6},
     "iam_extended_paragraphs": {"synthetic_size": 6},
@@ -51,7 +59,7 @@ def shared_data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def tiny_lines(shared_data_root: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SyntheticLines]:
     monkeypatch.setenv(DATA_DIR_ENV, str(shared_data_root))
-    datamodule = SyntheticLines(batch_size=4, **TINY_LINES)
+    datamodule = synthetic_lines(**TINY_LINE_DATA)
     datamodule.prepare_data()
     datamodule.setup()
     yield datamodule

@@ -1,5 +1,6 @@
-"""What several test modules share: running `main.py` as a user does, reading what a run wrote,
-and callbacks that break a run on purpose (named by `+callbacks.<name>._target_=...`)."""
+"""What several test modules share: datamodules and networks built from their yaml, running
+`main.py` as a user does, reading what a run wrote, and callbacks that break a run on purpose
+(named by `+callbacks.<name>._target_=...`)."""
 
 from __future__ import annotations
 
@@ -21,8 +22,11 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from text_recognizer.data import cli
+from text_recognizer.data import cli, registry
+from text_recognizer.data.base import BaseDataModule
 from text_recognizer.data.paths import DATA_DIR_ENV
+from text_recognizer.data.synthetic.generate import SyntheticLinesConfig
+from text_recognizer.data.synthetic_lines import SyntheticLines
 from text_recognizer.model.lit_transformer import LitTransformer
 from text_recognizer.network.conv_transformer import ConvTransformer
 from text_recognizer.network.convnext import ConvNext
@@ -55,6 +59,34 @@ SHORT_RUN = [
 ]
 SINGLE = [*SHORT_RUN, "datamodule.batch_size=8"]
 DDP = [*SHORT_RUN, "datamodule.batch_size=4", "trainer=ddp"]
+
+
+def from_yaml(name: str, *overrides: str, **values: Any) -> BaseDataModule:
+    """Datamodule `name` as training builds it, from `training/conf/datamodule/<name>.yaml`:
+    changed by dotted `overrides` (`lines.height=32`), and `values` in place of the yaml's."""
+    return registry.configured(name, overrides)(**values)
+
+
+def datamodule_values(name: str, **values: Any) -> dict[str, Any]:
+    """The keywords `from_yaml(name, **values)` passes to its class (for a subclass's own)."""
+    return {k: v for k, v in registry.values(name).items() if k != "_target_"} | values
+
+
+def synthetic_lines(**values: Any) -> SyntheticLines:
+    lines = from_yaml("synthetic_lines", **values)
+    assert isinstance(lines, SyntheticLines)
+    return lines
+
+
+def lines_config(**values: Any) -> SyntheticLinesConfig:
+    """What `make generate` renders for synthetic_lines.yaml, with `values` in place of its own."""
+    return synthetic_lines(**values).config
+
+
+def network_node(name: str) -> DictConfig:
+    """`training/conf/network/<name>.yaml` as Hydra composes it (one network may compose
+    another)."""
+    return compose_with(f"network={name}").network
 
 
 def tiny_model(ctc_weight: float = 0.5) -> LitTransformer:

@@ -15,7 +15,7 @@ from pathlib import Path
 import h5py
 import pytest
 from fake_archives import serve, sha256, write_metadata
-from helpers import current_umask, run_cli
+from helpers import current_umask, lines_config, run_cli
 
 from text_recognizer.data.download import download, load_metadata
 from text_recognizer.data.paths import DATA_DIR_ENV
@@ -25,7 +25,7 @@ ROOT = Path(__file__).parents[1]
 
 
 def config(train_size: int) -> SyntheticLinesConfig:
-    return SyntheticLinesConfig(train_size=train_size, val_size=4, test_size=4)
+    return lines_config(train_size=train_size, val_size=4, test_size=4)
 
 
 def start(code: str, data_root: Path) -> subprocess.Popen[str]:
@@ -43,9 +43,10 @@ def start(code: str, data_root: Path) -> subprocess.Popen[str]:
 
 def generating(train_size: int) -> str:
     return (
-        "from text_recognizer.data.synthetic.generate import SyntheticLinesConfig, generate; "
-        f"generate(SyntheticLinesConfig(train_size={train_size}, val_size=4, test_size=4), "
-        "workers=1)"
+        "from text_recognizer.data.registry import configured; "
+        "from text_recognizer.data.synthetic.generate import generate; "
+        f"lines = configured('synthetic_lines')(train_size={train_size}, val_size=4, test_size=4); "
+        "generate(lines.config, workers=1)"
     )
 
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fake_npm import fake_npm
+from helpers import lines_config
 
 from text_recognizer.data.paths import DATA_DIR_ENV
 from text_recognizer.data.synthetic import corpus
-from text_recognizer.data.synthetic.generate import SyntheticLinesConfig
 from text_recognizer.data.synthetic.text import sample_line
 from text_recognizer.metadata.charset import CHARSET
 
@@ -103,11 +103,11 @@ def test_without_npm_lines_are_word_frequency_text_and_the_digest_says_so(
     assert not corpus.fetch(tmp_path)
     (line,) = capsys.readouterr().out.splitlines()
     assert "npm not found" in line and "make fonts" in line
-    with_sentences = SyntheticLinesConfig(sentences=0.8)
+    with_sentences = lines_config(sentences=0.8)
     assert with_sentences.text_sentences() == 0.0
-    assert with_sentences.digest() != SyntheticLinesConfig().digest()  # the asked-for fraction
+    assert with_sentences.digest() != lines_config(sentences=0.0).digest()  # the asked-for fraction
 
 
 def test_a_fraction_outside_0_1_is_refused() -> None:
     with pytest.raises(ValueError, match=r"sentences is a fraction of the lines, got 1\.5"):
-        SyntheticLinesConfig(sentences=1.5)
+        lines_config(sentences=1.5)

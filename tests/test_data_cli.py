@@ -4,15 +4,18 @@ them, against a loopback server, plus the experiments that read real data."""
 from pathlib import Path
 
 import pytest
-from conftest import LINES
+from conftest import TINY_LINES
 from fake_archives import closed_port, make_emnist_zip, make_iam_zip, serve, sha256, write_metadata
 from fake_documents import lines_of, write_page
 from helpers import ROOT, compose_with, run_cli, run_main
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from text_recognizer.data import cli as data_cli
 from text_recognizer.data import registry
 from text_recognizer.data.paths import DATA_DIR_ENV
+from text_recognizer.data.synthetic_lines import SyntheticLines
+from text_recognizer.data.synthetic_paragraphs import SyntheticParagraphs
 
 CONF = ROOT / "training" / "conf"
 
@@ -100,6 +103,22 @@ def test_generate_builds_the_files_training_reads(name: str, tmp_path: Path) -> 
     assert data_cli._paths(built) == data_cli._paths(composed) != []
 
 
+@pytest.mark.parametrize("name", list(registry.CLASSES))
+def test_the_registry_composes_each_yaml_as_hydra_does(name: str, tmp_path: Path) -> None:
+    """Defaults lists included (`synthetic_lines@lines`, `shape/lines@_here_`)."""
+    config = compose_with(f"datamodule={name}", run_dir=tmp_path).datamodule
+    assert registry.values(name) == OmegaConf.to_container(config, resolve=True)
+
+
+def test_the_synthetic_paragraphs_are_stacked_from_the_synthetic_lines_yaml() -> None:
+    """One file states the lines: an edit there (here, an override) changes both."""
+    lines = registry.configured("synthetic_lines", ["datamodule.height=40"])()
+    pages = registry.configured("synthetic_paragraphs", ["datamodule.lines.height=40"])()
+    assert isinstance(pages, SyntheticParagraphs) and isinstance(lines, SyntheticLines)
+    assert pages.lines == lines.config and pages.lines.path() == lines.path
+    assert registry.values("synthetic_paragraphs")["lines"] == registry.values("synthetic_lines")
+
+
 @pytest.mark.slow
 def test_synthetic_paragraphs_experiment_runs_offline(data_root: Path, tmp_path: Path) -> None:
     result = run_main(
@@ -107,7 +126,7 @@ def test_synthetic_paragraphs_experiment_runs_offline(data_root: Path, tmp_path:
         "+experiment=synthetic_paragraphs",
         "+debug=fast_dev_run",
         f"hydra.run.dir={tmp_path / 'run'}",
-        *(f"datamodule.{key}={value}" for key, value in LINES.items()),
+        *(f"datamodule.lines.{key}={value}" for key, value in TINY_LINES.items()),
         "datamodule.train_size=4",
         "datamodule.val_size=2",
         "datamodule.test_size=2",

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import unicodedata
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fake_documents import lines_of, write_alto, write_line_folder, write_page
-from helpers import run_cli
+from helpers import from_yaml, run_cli
 
 from text_recognizer.data.document_lines import DocumentLines
 from text_recognizer.data.registry import configured
@@ -22,6 +23,13 @@ def pages(folder: Path, count: int, texts: list[str | None] | None = None) -> li
     ]
 
 
+def documents(*sources: Path, **values: Any) -> DocumentLines:
+    """documents.yaml's datamodule over `sources`, with `values` in place of the yaml's."""
+    built = from_yaml("documents", sources=[str(s) for s in sources], **values)
+    assert isinstance(built, DocumentLines)
+    return built
+
+
 def page_of(sample_id: str) -> str:
     return sample_id.split("#")[0]
 
@@ -30,7 +38,7 @@ def test_pages_are_split_whole_by_seeded_fractions(tmp_path: Path) -> None:
     pages(tmp_path / "p", 10)
 
     def make(seed: int) -> DocumentLines:
-        return DocumentLines([str(tmp_path / "p")], val_fraction=0.2, test_fraction=0.2, seed=seed)
+        return documents(tmp_path / "p", val_fraction=0.2, test_fraction=0.2, seed=seed)
 
     datamodule = make(0)
     names = {split: {p.document.path.name for p in ps} for split, ps in datamodule.pages.items()}
@@ -51,10 +59,8 @@ def test_a_split_with_its_own_sources_takes_exactly_those(tmp_path: Path) -> Non
     pool = pages(tmp_path / "pool", 4)
     test = write_alto(tmp_path / "test", "alto", lines_of(["held back"]), version=2)
     lines = write_line_folder(tmp_path / "lines", {"x1": "a folder line", "x2": "another"})
-    datamodule = DocumentLines(
-        [str(tmp_path / "pool"), str(tmp_path / "lines")],
-        test_sources=[str(test)],
-        val_fraction=0.25,
+    datamodule = documents(
+        tmp_path / "pool", tmp_path / "lines", test_sources=[str(test)], val_fraction=0.25
     )
     split = {s: [p.document.path for p in ps] for s, ps in datamodule.pages.items()}
     assert split["test"] == [test]
@@ -73,7 +79,7 @@ def test_the_charset_is_built_from_normalised_mapped_training_labels(tmp_path: P
         "val_sources": [str(tmp_path / "val")],
         "test_sources": [str(tmp_path / "test")],
     }
-    datamodule = DocumentLines(**common, charset_map={"ſ": "s", "½": ""}, min_char_count=4)
+    datamodule = documents(**common, charset_map={"ſ": "s", "½": ""}, min_char_count=4)
     # s (mapped from ſ), o and ß are seen 3 times each: left out, their lines with them
     assert datamodule.tokenizer.charset == " abc"
     assert datamodule.rare == {"s": 3, "o": 3, "ß": 3}
@@ -86,12 +92,12 @@ def test_the_charset_is_built_from_normalised_mapped_training_labels(tmp_path: P
 
     pages(tmp_path / "accents", 1, ["café crème", "naïve"])
     accents = {**common, "train_sources": [str(tmp_path / "accents")]}
-    nfc, nfd = DocumentLines(**accents), DocumentLines(**accents, normalization="NFD")
+    nfc, nfd = documents(**accents), documents(**accents, normalization="NFD")
     assert {"é", "è", "ï"} <= set(nfc.tokenizer.charset)
     assert "\u0301" in nfd.tokenizer.charset and "é" not in nfd.tokenizer.charset
     assert nfd.pages["train"][0].lines[0][1] == unicodedata.normalize("NFD", "café crème")
 
-    kept = DocumentLines(**accents, keep_charset=True, charset_map={"&": "+"})
+    kept = documents(**accents, keep_charset=True, charset_map={"&": "+"})
     assert kept.tokenizer.charset.startswith("0123456789ABC") and "é" in kept.tokenizer.charset
     assert "&" not in kept.tokenizer.charset  # mapped away, so not kept either
 
@@ -99,19 +105,19 @@ def test_the_charset_is_built_from_normalised_mapped_training_labels(tmp_path: P
 def test_lines_are_processed_once_into_a_digest_named_file(tmp_path: Path, data_root: Path) -> None:
     folder = tmp_path / "p"
     pages(folder, 3, ["first line", None, "", "third line"])
-    datamodule = DocumentLines([str(folder)], val_fraction=0.34, test_fraction=0.34, augment=False)
+    datamodule = documents(folder, val_fraction=0.34, test_fraction=0.34, augment=False)
     assert datamodule.skipped["train"] == {"no text": 1, "empty text": 1}
     datamodule.setup()
     assert datamodule.path.parent == data_root / "processed" / "documents"
     assert datamodule.path.name == f"lines-{datamodule.digest}.h5"
-    assert datamodule.data_train.images.shape == (2, 32, 640)
+    assert datamodule.data_train.images.shape == (2, 48, 640)  # shape/lines.yaml's
     assert datamodule.data_train.texts == ["first line", "third line"]
     built = datamodule.path.stat().st_mtime_ns
-    same = DocumentLines([str(folder)], val_fraction=0.34, test_fraction=0.34, augment=False)
+    same = documents(folder, val_fraction=0.34, test_fraction=0.34, augment=False)
     same.prepare_data()
     assert same.path == datamodule.path and same.path.stat().st_mtime_ns == built
     (folder / "page01.xml").write_text((folder / "page01.xml").read_text().replace("first", "1st"))
-    changed = DocumentLines([str(folder)], val_fraction=0.34, test_fraction=0.34)
+    changed = documents(folder, val_fraction=0.34, test_fraction=0.34)
     assert changed.path != datamodule.path
 
 
@@ -120,7 +126,7 @@ def test_a_document_that_cannot_be_read_is_named_and_the_others_still_go_through
 ) -> None:
     good = pages(tmp_path / "p", 3)
     (tmp_path / "p" / "page01.png").unlink()
-    datamodule = DocumentLines([str(tmp_path / "p")], val_fraction=0.0, test_fraction=0.0)
+    datamodule = documents(tmp_path / "p", val_fraction=0.0, test_fraction=0.0)
     assert [p.document.path for p in datamodule.pages["train"]] == [good[0], good[2]]
     err = capsys.readouterr().err
     assert err.strip().splitlines() == [

@@ -9,12 +9,12 @@ from typing import Any
 import numpy as np
 import pytest
 from fake_archives import EMNIST_CLASSES, make_emnist_zip, serve, sha256, write_metadata
+from helpers import from_yaml
 
 from text_recognizer.data import emnist
 from text_recognizer.data.download import download, load_metadata
-from text_recognizer.data.emnist import EMNIST, balanced_indices
+from text_recognizer.data.emnist import balanced_indices
 from text_recognizer.data.emnist_lines import (
-    EMNISTLines,
     brown_sentences,
     clean,
     download_brown,
@@ -57,7 +57,7 @@ def test_characters_are_upright_dark_on_light_and_labelled(
 
 
 def test_emnist_datamodule_splits_and_balances(emnist_root: Path) -> None:
-    datamodule = EMNIST(batch_size=8)
+    datamodule = from_yaml("emnist", batch_size=8)
     datamodule.setup()
     assert len(datamodule.data_train) + len(datamodule.data_val) == 62 * 3
     assert len(datamodule.data_test) == 62 * 2
@@ -71,7 +71,9 @@ def test_emnist_datamodule_splits_and_balances(emnist_root: Path) -> None:
 def test_emnist_lines_compose_sentences_of_drawable_characters(
     emnist_root: Path, tmp_path: Path
 ) -> None:
-    datamodule = EMNISTLines(batch_size=4, train_size=12, val_size=4, test_size=4, max_length=24)
+    datamodule = from_yaml(
+        "emnist_lines", batch_size=4, train_size=12, val_size=4, test_size=4, max_length=24
+    )
     datamodule.setup()
     images, targets = next(iter(datamodule.train_dataloader()))
     assert images.shape == (4, 1, 32, 1024) and targets.shape == (4, 26)
@@ -94,6 +96,7 @@ def test_without_nltk_the_offline_text_source_is_used(
 
 
 def test_without_the_archive_emnist_says_what_to_run(data_root: Path) -> None:
-    for datamodule in (EMNIST(), EMNISTLines()):
+    for name in ("emnist", "emnist_lines"):
+        datamodule = from_yaml(name)
         with pytest.raises(FileNotFoundError, match=r"matlab\.zip is missing: run `make download"):
             datamodule.prepare_data()

@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fake_npm import fake_npm
+from helpers import lines_config
 
 from text_recognizer.data.synthetic import pool
 from text_recognizer.data.synthetic.fonts import load_fonts, package_dir, pool_families
-from text_recognizer.data.synthetic.generate import SyntheticLinesConfig, generate
+from text_recognizer.data.synthetic.generate import generate
 from text_recognizer.data.synthetic.render import KINDS, Augmentation, render_line
 
 
@@ -49,7 +50,7 @@ def test_a_malformed_row_is_refused_with_its_row_number(tmp_path: Path) -> None:
 def test_heldout_families_never_appear_in_training() -> None:
     train, heldout = pool_families("train"), pool_families("heldout")
     assert train and heldout and not set(train) & set(heldout)
-    config = SyntheticLinesConfig()
+    config = lines_config()
     train_files = {f.path for f in config.fonts("train")}
     assert train_files and not train_files & {f.path for f in config.fonts("val")}
     table = {f.name: f.split for f in pool.families()}
@@ -122,7 +123,7 @@ def test_npm_missing_gives_one_line_and_training_fonts_fall_back_to_the_packaged
     assert missing == fetchable
     (line,) = capsys.readouterr().out.splitlines()
     assert "npm not found" in line and "make fonts" in line
-    config = SyntheticLinesConfig(train_size=4, val_size=2, test_size=2)
+    config = lines_config(train_size=4, val_size=2, test_size=2)
     assert {f.family for f in config.fonts("train")} == {
         f.name for f in pool.families() if f.source == "fontpkg" and f.split == "train"
     }
@@ -150,7 +151,7 @@ def test_each_augmentation_is_deterministic_for_a_seed_and_changes_the_line(kind
 
     def draw(kinds: tuple[str, ...], seed: int) -> np.ndarray:
         aug = Augmentation(kinds=frozenset(kinds))
-        image = render_line(text, font, np.random.default_rng(seed), aug=aug)
+        image = render_line(text, font, np.random.default_rng(seed), 32, 640, aug)
         assert image is not None
         return image
 
@@ -164,4 +165,4 @@ def test_each_augmentation_is_deterministic_for_a_seed_and_changes_the_line(kind
 
 def test_an_unknown_augmentation_is_refused_by_name() -> None:
     with pytest.raises(ValueError, match="unknown augmentation wobble; choose from glyph"):
-        SyntheticLinesConfig(augmentations=("glyph", "wobble"))
+        lines_config(augmentations=["glyph", "wobble"])

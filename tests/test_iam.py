@@ -9,18 +9,12 @@ import numpy as np
 import pytest
 import torch
 from fake_archives import IAM_FORMS, draw_form, make_iam_zip, serve, sha256, write_metadata
-from helpers import run_cli, run_main
+from helpers import from_yaml, network_node, run_cli, run_main
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
 from text_recognizer.data.download import download, load_metadata
 from text_recognizer.data.iam import IAM, SPLITS, Form, assign_splits, parse_form
-from text_recognizer.data.iam_lines import IAMLines
-from text_recognizer.data.iam_paragraphs import (
-    IAMExtendedParagraphs,
-    IAMParagraphs,
-    IAMSyntheticParagraphs,
-)
 from text_recognizer.data.paths import DATA_DIR_ENV
 from text_recognizer.data.processed import DoesNotFitError
 from text_recognizer.data.transforms import ImageStem
@@ -33,7 +27,6 @@ from text_recognizer.spec import InferenceSpec
 from text_recognizer.tokenizer import Tokenizer
 from training.run import network_config
 
-CONF = Path(__file__).parents[1] / "training" / "conf"
 EXPECTED_SPLIT = {
     "a01-000u": "train",
     "a01-003": "train",  # not listed: follows writer 000
@@ -118,7 +111,7 @@ def test_an_entity_expansion_payload_is_refused(tmp_path: Path) -> None:
 
 
 def test_iam_lines_batches_and_labels(iam_data: Path, tmp_path: Path) -> None:
-    datamodule = IAMLines(batch_size=4)
+    datamodule = from_yaml("iam_lines", batch_size=4)
     datamodule.setup()
     train_ids = {f.id for f in IAM_FORMS if EXPECTED_SPLIT[f.id] == "train"}
     assert len(datamodule.data_train) == sum(len(f.lines) for f in IAM_FORMS if f.id in train_ids)
@@ -129,12 +122,12 @@ def test_iam_lines_batches_and_labels(iam_data: Path, tmp_path: Path) -> None:
     assert "IAMLines: input (1, 56, 1024)" in datamodule.describe()
     assert datamodule.save_grid(tmp_path / "lines.png", count=4).is_file()
     before = datamodule.path.stat().st_mtime_ns
-    IAMLines().prepare_data()  # processed once: a second run reads, never rewrites
+    from_yaml("iam_lines").prepare_data()  # processed once: a second run reads, never rewrites
     assert datamodule.path.stat().st_mtime_ns == before
 
 
 def test_iam_paragraphs_join_lines_with_newlines(iam_data: Path) -> None:
-    datamodule = IAMParagraphs(batch_size=2)
+    datamodule = from_yaml("iam_paragraphs", batch_size=2)
     datamodule.setup()
     assert len(datamodule.data_val) == 2 and len(datamodule.data_test) == 4
     val_texts = {"\n".join(f.lines) for f in IAM_FORMS if EXPECTED_SPLIT[f.id] == "val"}
@@ -151,10 +144,9 @@ def test_a_raw_paragraph_crop_through_the_recognizers_transform_is_the_training_
     iam_data: Path,
 ) -> None:
     """What `predict` feeds a paragraph model is what it was trained and validated on."""
-    datamodule = IAMParagraphs(augment=False)
+    datamodule = from_yaml("iam_paragraphs", augment=False)
     datamodule.setup()
-    node = OmegaConf.load(CONF / "network" / "conv_transformer_paragraphs_small.yaml")
-    assert isinstance(node, DictConfig)
+    node = network_node("conv_transformer_paragraphs_small")
     config = network_config(node, datamodule.tokenizer, datamodule.max_output_length)
     network_dict = OmegaConf.to_container(config, resolve=True)
     spec = InferenceSpec.of_run(network_dict, {}, datamodule)
@@ -178,24 +170,24 @@ def test_configured_dims_too_small_for_the_largest_crop_fail_naming_both(
     iam_data: Path,
 ) -> None:
     with pytest.raises(DoesNotFitError, match=r"px high \(\w+-\w+\).*input is 100 x 200"):
-        IAMParagraphs(height=100, width=200).prepare_data()
+        from_yaml("iam_paragraphs", height=100, width=200).prepare_data()
 
 
 def test_a_label_longer_than_the_output_fails_naming_both(iam_data: Path) -> None:
     with pytest.raises(DoesNotFitError, match="max_output_length is 20"):
-        IAMLines(max_output_length=20).setup()
+        from_yaml("iam_lines", max_output_length=20).setup()
 
 
 def test_synthetic_paragraphs_use_training_lines_only(iam_data: Path) -> None:
-    synthetic = IAMSyntheticParagraphs(synthetic_size=12, augment=False)
+    synthetic = from_yaml("iam_synthetic_paragraphs", synthetic_size=12, augment=False)
     synthetic.setup()
     train_lines = {line for f in IAM_FORMS if EXPECTED_SPLIT[f.id] == "train" for line in f.lines}
     texts = synthetic.data_train.texts
     assert len(texts) == 12 and any("\n" in t for t in texts)
     assert {line for t in texts for line in t.split("\n")} <= train_lines
-    extended = IAMExtendedParagraphs(synthetic_size=12)
+    extended = from_yaml("iam_extended_paragraphs", synthetic_size=12)
     extended.setup()
-    real = IAMParagraphs()
+    real = from_yaml("iam_paragraphs")
     real.setup()
     assert len(extended.data_train) == len(real.data_train) + 12
     assert extended.data_val.texts == real.data_val.texts == synthetic.data_val.texts
@@ -208,8 +200,12 @@ def test_synthetic_paragraphs_use_training_lines_only(iam_data: Path) -> None:
 def test_synthetic_pages_follow_the_curriculum(iam_data: Path) -> None:
     # 8 pages an epoch: the first epoch's hold 1 line, the second's 2 (the pool's training forms
     # have 2 or more lines each).
-    synthetic = IAMSyntheticParagraphs(
-        batch_size=4, synthetic_size=8, augment=False, curriculum=[[0, 1], [8, 2]]
+    synthetic = from_yaml(
+        "iam_synthetic_paragraphs",
+        batch_size=4,
+        synthetic_size=8,
+        augment=False,
+        curriculum=[[0, 1], [8, 2]],
     )
     synthetic.setup()
     loader = synthetic.train_dataloader()
@@ -222,7 +218,7 @@ def test_synthetic_pages_follow_the_curriculum(iam_data: Path) -> None:
 
 def test_one_batch_through_a_line_and_a_paragraph_network(iam_data: Path) -> None:
     torch.manual_seed(0)
-    lines = IAMLines(batch_size=2, augment=False)
+    lines = from_yaml("iam_lines", batch_size=2, augment=False)
     lines.setup()
     images, targets = next(iter(lines.train_dataloader()))
     encoder = ConvNext(
@@ -241,11 +237,10 @@ def test_one_batch_through_a_line_and_a_paragraph_network(iam_data: Path) -> Non
     assert output.logits.shape == (2, 88, len(Tokenizer()))
     assert output.ctc_logits is not None and output.ctc_logits.shape[1] == 256
 
-    paragraphs = IAMParagraphs(batch_size=1)
+    paragraphs = from_yaml("iam_paragraphs", batch_size=1)
     paragraphs.setup()
     images, targets = next(iter(paragraphs.val_dataloader()))
-    config = OmegaConf.load(CONF / "network" / "conv_transformer_paragraphs_small.yaml")
-    assert isinstance(config, DictConfig)
+    config = network_node("conv_transformer_paragraphs_small")
     network = instantiate(
         network_config(config, paragraphs.tokenizer, paragraphs.max_output_length)
     )
@@ -255,7 +250,8 @@ def test_one_batch_through_a_line_and_a_paragraph_network(iam_data: Path) -> Non
 
 
 def test_without_the_archive_the_datamodules_say_what_to_run(data_root: Path) -> None:
-    for datamodule in (IAMLines(), IAMParagraphs(), IAMExtendedParagraphs()):
+    for name in ("iam_lines", "iam_paragraphs", "iam_extended_paragraphs"):
+        datamodule = from_yaml(name)
         with pytest.raises(FileNotFoundError, match=r"iamdb\.zip is missing: run `make download"):
             datamodule.prepare_data()
     assert not (data_root / "downloaded").exists()
@@ -268,7 +264,7 @@ def test_a_damaged_archive_is_removed_not_unpacked(iam_root: Path, data_root: Pa
     copy.write_bytes(archive.read_bytes()[:-100])
     write_metadata(data_root, "iam", "https://example.org/iamdb.zip", sha256(archive))
     with pytest.raises(ValueError, match="expected"):
-        IAMLines().prepare_data()
+        from_yaml("iam_lines").prepare_data()
     assert not copy.exists() and not (data_root / "downloaded" / "iam" / "extracted").exists()
 
 

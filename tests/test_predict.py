@@ -16,12 +16,14 @@ import helpers
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_LINES
+from conftest import TINY_LINE_DATA
+from helpers import datamodule_values, from_yaml, synthetic_lines
 from PIL import Image
 from tiny_recognizer import NETWORK, TEXTS, Tiny, render
 
 from text_recognizer import cli
 from text_recognizer.data.synthetic_lines import SyntheticLines
+from text_recognizer.data.synthetic_paragraphs import SyntheticParagraphs
 from text_recognizer.decode import greedy_decode
 from text_recognizer.inference import CheckpointError, TextRecognizer
 from text_recognizer.spec import CHECKPOINT_KEY, InferenceSpec
@@ -71,7 +73,7 @@ def test_the_api_is_greedy_decode_on_the_validation_transform(tiny_checkpoint: T
     batch the datamodule's evaluation transform makes."""
     recognizer = TextRecognizer.from_checkpoint(tiny_checkpoint.checkpoint)
     unseen = render(["Brown dog", "tiny 9", "yes"], family="caveat")
-    transform = SyntheticLines().eval_transform
+    transform = synthetic_lines(**TINY_LINE_DATA).eval_transform  # the tiny model's lines
     tokens = greedy_decode(recognizer.network, transform.batch(unseen))
     assert transform.params() == recognizer.transform.params()
     assert recognizer.predict_batch(unseen, batch_size=3) == Tokenizer().decode_batch(tokens)
@@ -226,6 +228,27 @@ def test_a_format_1_checkpoint_still_loads_and_reads_as_it_did(
     assert InferenceSpec.from_dict({**spec, **pages}, "v1").eval_transform().stem.resize == "shrink"
 
 
+def test_a_paragraph_checkpoint_with_line_keys_builds_the_datamodule_it_was_trained_on(
+    tiny_checkpoint: Tiny,
+) -> None:
+    """Before synthetic_paragraphs.yaml composed the line config, it named the lines' sizes and
+    height (`line_*`) and the renderer's defaults did the rest: such a checkpoint's datamodule
+    reads the lines today's config reads."""
+    spec = torch.load(tiny_checkpoint.checkpoint, weights_only=True)[CHECKPOINT_KEY]
+    today = datamodule_values("synthetic_paragraphs")
+    lines = today.pop("lines")
+    recorded = {
+        "_target_": "text_recognizer.data.synthetic_paragraphs.SyntheticParagraphs",
+        **today,
+        **{f"line_{key}": lines[key] for key in ("train_size", "val_size", "test_size", "height")},
+    }
+    old = InferenceSpec.from_dict({**spec, "datamodule": recorded}, "old").build_datamodule("old")
+    assert isinstance(old, SyntheticParagraphs)
+    new = from_yaml("synthetic_paragraphs")
+    assert isinstance(new, SyntheticParagraphs) and old.lines == new.lines
+    assert old.path == new.path
+
+
 def test_bad_checkpoints_are_refused_in_one_line_naming_the_problem(
     tiny_checkpoint: Tiny, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -328,7 +351,7 @@ def test_evaluate_on_another_datamodule_checks_the_tokenizer(
 
     class FewerCharacters(SyntheticLines):
         def __init__(self) -> None:
-            super().__init__(batch_size=4, **TINY_LINES)
+            super().__init__(**datamodule_values("synthetic_lines", **TINY_LINE_DATA))
             self.tokenizer = Tokenizer(self.tokenizer.charset.replace("?", ""))
 
     monkeypatch.setattr(

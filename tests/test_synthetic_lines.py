@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 from fontTools import subset
+from helpers import lines_config, synthetic_lines
 from PIL import Image
 
 from text_recognizer.data.sampler import WidthBucketSampler
@@ -16,7 +17,7 @@ from text_recognizer.data.synthetic.fonts import (
     package_dir,
     pool_families,
 )
-from text_recognizer.data.synthetic.generate import SyntheticLinesConfig, generate, is_complete
+from text_recognizer.data.synthetic.generate import generate, is_complete
 from text_recognizer.data.synthetic.render import render_line
 from text_recognizer.data.synthetic.text import sample_line
 from text_recognizer.data.synthetic_lines import SyntheticLines
@@ -24,7 +25,7 @@ from text_recognizer.data.transforms import crop_to_content
 from text_recognizer.data.transforms.ink import content_widths
 from text_recognizer.metadata.charset import CHARSET
 
-SMALL = SyntheticLinesConfig(train_size=6, val_size=3, test_size=3)
+SMALL = lines_config(train_size=6, val_size=3, test_size=3)
 
 
 def test_without_fetched_fonts_the_packaged_families_train_and_two_are_held_out() -> None:
@@ -96,7 +97,7 @@ def test_a_half_written_file_is_never_read_as_valid(tmp_path: Path) -> None:
         f.create_group("train")
     assert not is_complete(path, SMALL)
     # Different parameters never reuse another config's file.
-    assert SyntheticLinesConfig(train_size=7, val_size=3, test_size=3).path(tmp_path) != path
+    assert lines_config(train_size=7, val_size=3, test_size=3).path(tmp_path) != path
 
 
 def test_interrupted_generation_leaves_no_finished_looking_file(
@@ -115,7 +116,7 @@ def test_interrupted_generation_leaves_no_finished_looking_file(
 def test_missing_font_folder_fails_naming_it(tmp_path: Path) -> None:
     missing = tmp_path / "no-such-fonts"
     with pytest.raises(FileNotFoundError, match=str(missing)):
-        SyntheticLines(font_folders=[str(missing)], train_size=4).prepare_data()
+        synthetic_lines(font_folders=[str(missing)], train_size=4).prepare_data()
 
 
 def test_a_font_missing_glyphs_is_reported_and_its_lines_avoid_them(
@@ -134,8 +135,8 @@ def test_a_font_missing_glyphs_is_reported_and_its_lines_avoid_them(
 
     (loaded,) = load_folder(folder)
     assert missing_glyphs(loaded.path) == {"e", "?"}
-    config = SyntheticLinesConfig(
-        train_size=8, val_size=2, test_size=2, train_families=(), font_folders=(str(folder),)
+    config = lines_config(
+        train_size=8, val_size=2, test_size=2, train_families=[], font_folders=[str(folder)]
     )
     path = generate(config, tmp_path / "data", workers=1)
     assert "NoE cannot draw '?e'" in capsys.readouterr().out
@@ -193,4 +194,4 @@ def test_evaluation_reads_in_batches_of_its_own(tiny_lines: SyntheticLines) -> N
     assert next(iter(tiny_lines.train_dataloader()))[0].shape[0] == 4
     assert next(iter(tiny_lines.val_dataloader()))[0].shape[0] == 16
     with pytest.raises(ValueError, match="eval_batch_size must be positive, got 0"):
-        SyntheticLines(eval_batch_size=0)
+        synthetic_lines(eval_batch_size=0)

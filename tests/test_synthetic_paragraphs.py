@@ -7,9 +7,8 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_LINES
+from helpers import from_yaml, network_node
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
 
 from text_recognizer.data.paragraphs import Layout, LinePool
 from text_recognizer.data.paths import DATA_DIR_ENV
@@ -18,20 +17,23 @@ from text_recognizer.data.synthetic_paragraphs import SyntheticParagraphs
 from text_recognizer.tokenizer import Tokenizer
 from training.run import network_config
 
-CONF = Path(__file__).parents[1] / "training" / "conf"
-TINY = {f"line_{split}": size for split, size in TINY_LINES.items()}
-
 
 @pytest.fixture
 def paragraphs(
     tiny_lines: SyntheticLines, shared_data_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[SyntheticParagraphs]:
     monkeypatch.setenv(DATA_DIR_ENV, str(shared_data_root))
-    datamodule = SyntheticParagraphs(
-        batch_size=2, train_size=6, val_size=3, test_size=3, line_height=32, **TINY
-    )  # the tiny lines' height
-    datamodule.setup()
-    yield datamodule
+    pages = from_yaml(
+        "synthetic_paragraphs",
+        batch_size=2,
+        train_size=6,
+        val_size=3,
+        test_size=3,
+        lines=tiny_lines,
+    )
+    assert isinstance(pages, SyntheticParagraphs)
+    pages.setup()
+    yield pages
 
 
 def test_paragraphs_are_pages_of_newline_joined_lines(paragraphs: SyntheticParagraphs) -> None:
@@ -63,8 +65,7 @@ def test_paragraphs_reuse_the_synthetic_lines_and_their_font_split(
 
 def test_a_small_paragraph_network_reads_a_batch(paragraphs: SyntheticParagraphs) -> None:
     torch.manual_seed(0)
-    config = OmegaConf.load(CONF / "network" / "conv_transformer_paragraphs_small.yaml")
-    assert isinstance(config, DictConfig)
+    config = network_node("conv_transformer_paragraphs_small")
     network = instantiate(
         network_config(config, paragraphs.tokenizer, paragraphs.max_output_length)
     )

@@ -34,6 +34,18 @@ def test_out_of_charset_error_names_character_and_position() -> None:
         Tokenizer().encode("cafeé")
 
 
+def test_text_is_read_character_by_character_never_as_a_special_token() -> None:
+    """ "<p>" in a text is three characters, not the pad token: only a character of the charset
+    (or the newline) is a token of a text."""
+    assert Tokenizer().unsupported("a<p>b") == {"<", ">"}
+    with pytest.raises(OutOfCharsetError, match=r"'<' at position 1"):
+        Tokenizer().encode("a<p>b")
+    tokenizer = Tokenizer("<p>ab")
+    encoded = tokenizer.encode("a<p>b").tolist()
+    assert tokenizer.pad_index not in encoded and len(encoded) == 2 + 5
+    assert tokenizer.decode(encoded) == "a<p>b" and not tokenizer.unsupported("a<p>b\n")
+
+
 def test_too_long_text_is_refused() -> None:
     with pytest.raises(ValueError, match="max_length=4"):
         Tokenizer().encode("hello", max_length=4)

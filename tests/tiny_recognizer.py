@@ -10,15 +10,16 @@ from typing import Any, NamedTuple
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from conftest import TINY_LINES
+from conftest import TINY_LINE_DATA
+from helpers import synthetic_lines
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
+from text_recognizer.data import registry
 from text_recognizer.data.base import collate_cropped
 from text_recognizer.data.synthetic.fonts import load_fonts
 from text_recognizer.data.synthetic.render import Augmentation, render_line
-from text_recognizer.data.synthetic_lines import SyntheticLines
 from text_recognizer.decode import greedy_decode
 from text_recognizer.model.lit_transformer import LitTransformer
 from text_recognizer.spec import InferenceSpec
@@ -56,11 +57,8 @@ NETWORK: dict[str, Any] = {
         "absolute_positions": True,
     },
 }
-DATAMODULE = {
-    "_target_": "text_recognizer.data.synthetic_lines.SyntheticLines",
-    "batch_size": 4,
-    **TINY_LINES,
-}
+# What the checkpoint records as its datamodule: the tiny lines (conftest.TINY_LINE_DATA).
+DATAMODULE = registry.values("synthetic_lines") | TINY_LINE_DATA
 
 
 class Tiny(NamedTuple):
@@ -71,8 +69,9 @@ class Tiny(NamedTuple):
 
 def render(texts: list[str], family: str = "kalam", seed: int = 0) -> list[np.ndarray]:
     font = load_fonts([family])[0]
+    shape = (DATAMODULE["height"], DATAMODULE["width"])
     lines = [
-        render_line(text, font, np.random.default_rng(seed + i), aug=Augmentation(strength=0))
+        render_line(text, font, np.random.default_rng(seed + i), *shape, Augmentation(strength=0))
         for i, text in enumerate(texts)
     ]
     assert all(line is not None for line in lines)
@@ -100,7 +99,7 @@ def train(path: Path) -> Tiny:
     LitTransformer with the spec `training/run.py` builds, `Trainer.save_checkpoint`."""
     torch.manual_seed(0)
     images = render(TEXTS)
-    datamodule = SyntheticLines(**TINY_LINES)
+    datamodule = synthetic_lines(**TINY_LINE_DATA)
     dataset = datamodule.dataset(np.stack(images), TEXTS)
     model = LitTransformer(
         instantiate(OmegaConf.create(NETWORK)),

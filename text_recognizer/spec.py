@@ -10,7 +10,8 @@ carries `encoder_dim` or `decoder_dim` (the network reads them off its parts). A
 checkpoint is read as format 2: its rule is its datamodule's (pages: `shrink`, as they were
 trained), else `height`. The tokenizer entry may also hold the Unicode normalisation and the
 mapping table its labels were written with (a charset built from documents); without them,
-text is taken as it is.
+text is taken as it is. A synthetic paragraphs datamodule recorded before its config composed
+the synthetic lines' (its `line_*` keys) is read as the composed one it meant.
 """
 
 from __future__ import annotations
@@ -37,6 +38,24 @@ CHECKPOINT_KEY = "text_recognizer"
 FORMAT_VERSION = 2
 PACKAGE = "text_recognizer."
 NETWORK_PREFIX = "network."  # LitTransformer holds the network as `self.network`
+PARAGRAPHS = "text_recognizer.data.synthetic_paragraphs.SyntheticParagraphs"
+# The lines a `line_*` synthetic paragraphs entry was stacked from: those keys named the sizes
+# and the height, and the rest were these (the line renderer's defaults then).
+LEGACY_LINES: dict[str, Any] = {
+    "_target_": "text_recognizer.data.synthetic_lines.SyntheticLines",
+    "batch_size": 8,
+    "num_workers": 0,
+    "eval_batch_size": 64,
+    "width": 640,
+    "max_text_length": 80,
+    "seed": 0,
+    "augmentation_strength": 1.0,
+    "augmentations": [],
+    "train_families": None,
+    "heldout_families": None,
+    "font_folders": [],
+    "heldout_font_folders": [],
+}
 
 
 class InferenceSpec:
@@ -129,7 +148,11 @@ class InferenceSpec:
             network=_config(data.get("network"), source, "network config"),
             charset=charset,
             transform=transform,
-            datamodule=None if datamodule is None else _config(datamodule, source, "datamodule"),
+            datamodule=(
+                None
+                if datamodule is None
+                else _composed_lines(_config(datamodule, source, "datamodule"))
+            ),
             normalization=normalization,
             mapping=mapping,
         )
@@ -253,6 +276,15 @@ def _from_format_1(data: dict[str, Any], source: object) -> dict[str, Any]:
     resize = cls.resize if isinstance(cls, type) and issubclass(cls, BaseDataModule) else "height"
     transform.setdefault("resize", resize)
     return {**data, "network": network, "transform": transform}
+
+
+def _composed_lines(datamodule: dict[str, Any]) -> dict[str, Any]:
+    """A synthetic paragraphs entry with `line_*` keys as the `lines` entry it meant."""
+    if datamodule.get("_target_") != PARAGRAPHS or "lines" in datamodule:
+        return datamodule
+    own = {k: v for k, v in datamodule.items() if not k.startswith("line_")}
+    named = {k.removeprefix("line_"): v for k, v in datamodule.items() if k.startswith("line_")}
+    return {**own, "lines": {**LEGACY_LINES, **named}}
 
 
 def _config(value: object, source: object, what: str) -> dict[str, Any]:

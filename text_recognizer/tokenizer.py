@@ -81,7 +81,7 @@ class Tokenizer:
         indices = [self.start_index]
         for position, char in enumerate(text):
             index = self._index.get(char)
-            if index is None or index == self.pad_index:
+            if index is None:
                 raise OutOfCharsetError(
                     f"character {char!r} at position {position} of {text[:40]!r} is not in the "
                     "charset"
@@ -115,7 +115,7 @@ class Tokenizer:
 
     def unsupported(self, text: str) -> set[str]:
         """Characters of `text` that `encode` would reject."""
-        return {c for c in text if c not in self._index or c == PAD}
+        return {c for c in text if c not in self._index}
 
 
 def normalize_text(text: str, normalization: str | None, mapping: Mapping[str, str]) -> str:

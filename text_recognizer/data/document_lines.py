@@ -64,28 +64,32 @@ class Page:
 
 
 class DocumentLines(BaseDataModule):
-    """Lines of the user's own transcribed pages, cut by their polygons, through the line stem."""
+    """Lines of the user's own transcribed pages, cut by their polygons, through the line stem.
+
+    Every value but `crop_width` is documents.yaml's, so none has a default here to drift.
+    """
 
     def __init__(
         self,
-        sources: Sequence[str] = (),
-        train_sources: Sequence[str] = (),
-        val_sources: Sequence[str] = (),
-        test_sources: Sequence[str] = (),
-        val_fraction: float = 0.1,
-        test_fraction: float = 0.1,
-        seed: int = 0,
-        normalization: str | None = "NFC",
-        charset_map: Mapping[str, str] | None = None,
-        min_char_count: int = 1,
-        keep_charset: bool = False,
-        batch_size: int = 16,
-        num_workers: int = 0,
-        eval_batch_size: int | None = 64,
-        height: int = 32,
-        width: int = 640,
-        max_text_length: int = 80,
-        augment: bool = True,
+        *,
+        sources: Sequence[str],
+        train_sources: Sequence[str],
+        val_sources: Sequence[str],
+        test_sources: Sequence[str],
+        val_fraction: float,
+        test_fraction: float,
+        seed: int,
+        normalization: str | None,
+        charset_map: Mapping[str, str] | None,
+        min_char_count: int,
+        keep_charset: bool,
+        batch_size: int,
+        num_workers: int,
+        eval_batch_size: int | None,
+        height: int,
+        width: int,
+        max_text_length: int,
+        augment: bool,
         crop_width: bool = True,
     ) -> None:
         super().__init__(

@@ -88,15 +88,11 @@ def balanced_indices(chars: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 class EMNIST(BaseDataModule):
-    """Single characters; validation is a fixed share of the training set, test is EMNIST's."""
+    """Single characters; validation is a fixed share of the training set, test is EMNIST's.
+    The values are emnist.yaml's."""
 
     def __init__(
-        self,
-        batch_size: int = 256,
-        num_workers: int = 0,
-        balance: bool = False,
-        val_fraction: float = 0.1,
-        seed: int = 0,
+        self, *, batch_size: int, num_workers: int, balance: bool, val_fraction: float, seed: int
     ) -> None:
         super().__init__(batch_size, num_workers, CHAR_SIZE, CHAR_SIZE, max_output_length=3)
         if not 0 < val_fraction < 1:

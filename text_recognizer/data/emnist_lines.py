@@ -121,22 +121,24 @@ def compose(
 
 
 class EMNISTLines(BaseDataModule):
-    """Composed once into `<data root>/processed/emnist_lines/lines-<digest>.h5`."""
+    """Composed once into `<data root>/processed/emnist_lines/lines-<digest>.h5`, with
+    emnist_lines.yaml's values."""
 
     def __init__(
         self,
-        batch_size: int = 32,
-        num_workers: int = 0,
-        eval_batch_size: int | None = 64,
-        train_size: int = 10_000,
-        val_size: int = 2_000,
-        test_size: int = 2_000,
-        max_length: int = metadata.LINE_MAX_LENGTH,
-        min_overlap: float = 0.0,
-        max_overlap: float = 0.33,
-        height: int = metadata.LINE_HEIGHT,
-        width: int = metadata.LINE_WIDTH,
-        seed: int = 0,
+        *,
+        batch_size: int,
+        num_workers: int,
+        eval_batch_size: int | None,
+        train_size: int,
+        val_size: int,
+        test_size: int,
+        max_length: int,
+        min_overlap: float,
+        max_overlap: float,
+        height: int,
+        width: int,
+        seed: int,
     ) -> None:
         super().__init__(
             batch_size, num_workers, height, width, max_length + 2, eval_batch_size=eval_batch_size

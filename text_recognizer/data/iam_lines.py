@@ -28,7 +28,6 @@ from text_recognizer.data.processed import (
     write_split,
 )
 from text_recognizer.data.transforms import ImageStem
-from text_recognizer.metadata import iam as metadata
 from text_recognizer.tokenizer import Tokenizer
 
 FORMAT_VERSION = 1
@@ -77,17 +76,19 @@ def process_lines(path: Path, expected: str, height: int, width: int) -> bool:
 
 
 class IAMLines(BaseDataModule):
-    """Handwritten lines from IAM, writer-independent splits, fitted to a line network's input."""
+    """Handwritten lines from IAM, writer-independent splits, fitted to a line network's input
+    (iam_lines.yaml's size and label length, checked against the data when it is processed)."""
 
     def __init__(
         self,
-        batch_size: int = 16,
-        num_workers: int = 0,
-        eval_batch_size: int | None = 64,
-        height: int = metadata.LINE_HEIGHT,
-        width: int = metadata.LINE_WIDTH,
-        max_output_length: int = metadata.LINE_MAX_OUTPUT_LENGTH,
-        augment: bool = True,
+        *,
+        batch_size: int,
+        num_workers: int,
+        eval_batch_size: int | None,
+        height: int,
+        width: int,
+        max_output_length: int,
+        augment: bool,
     ) -> None:
         super().__init__(
             batch_size,

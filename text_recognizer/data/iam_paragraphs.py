@@ -158,19 +158,21 @@ def read_line_pool(path: Path) -> tuple[LinePool, Layout]:
 
 
 class IAMParagraphs(BaseDataModule):
-    """Real IAM paragraphs, writer-independent splits, at a fixed scale on a fixed page."""
+    """Real IAM paragraphs, writer-independent splits, at a fixed scale on a fixed page (the
+    iam_*paragraphs.yaml's size and label length, checked against the data when processed)."""
 
     real_train = True
     resize = "shrink"
 
     def __init__(
         self,
-        batch_size: int = 4,
-        num_workers: int = 0,
-        height: int = metadata.PARAGRAPH_HEIGHT,
-        width: int = metadata.PARAGRAPH_WIDTH,
-        max_output_length: int = metadata.PARAGRAPH_MAX_OUTPUT_LENGTH,
-        augment: bool = True,
+        *,
+        batch_size: int,
+        num_workers: int,
+        height: int,
+        width: int,
+        max_output_length: int,
+        augment: bool,
     ) -> None:
         super().__init__(batch_size, num_workers, height, width, max_output_length)
         self.augment = augment
@@ -247,17 +249,25 @@ class IAMSyntheticParagraphs(IAMParagraphs):
 
     def __init__(
         self,
-        batch_size: int = 4,
-        num_workers: int = 0,
-        height: int = metadata.PARAGRAPH_HEIGHT,
-        width: int = metadata.PARAGRAPH_WIDTH,
-        max_output_length: int = metadata.PARAGRAPH_MAX_OUTPUT_LENGTH,
-        augment: bool = True,
-        synthetic_size: int = 4_000,
-        seed: int = 0,
-        curriculum: Sequence[Sequence[int]] | None = None,
+        *,
+        batch_size: int,
+        num_workers: int,
+        height: int,
+        width: int,
+        max_output_length: int,
+        augment: bool,
+        synthetic_size: int,
+        seed: int,
+        curriculum: Sequence[Sequence[int]] | None,
     ) -> None:
-        super().__init__(batch_size, num_workers, height, width, max_output_length, augment)
+        super().__init__(
+            batch_size=batch_size,
+            num_workers=num_workers,
+            height=height,
+            width=width,
+            max_output_length=max_output_length,
+            augment=augment,
+        )
         if synthetic_size <= 0:
             raise ValueError(f"synthetic_size must be positive, got {synthetic_size}")
         self.synthetic_size = synthetic_size

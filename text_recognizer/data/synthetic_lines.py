@@ -13,27 +13,32 @@ from text_recognizer.data.synthetic.generate import SPLITS, SyntheticLinesConfig
 
 
 class SyntheticLines(BaseDataModule):
-    """Renders the lines once (in `prepare_data`) and serves them from memory."""
+    """Renders the lines once (in `prepare_data`) and serves them from memory.
+
+    Every value but `crop_width` is synthetic_lines.yaml's (`registry.configured` builds from
+    it), so none has a default here to drift from it.
+    """
 
     def __init__(
         self,
-        batch_size: int = 8,
-        num_workers: int = 0,
-        eval_batch_size: int | None = 64,
-        train_size: int = 20_000,
-        val_size: int = 1_000,
-        test_size: int = 1_000,
-        height: int = 32,
-        width: int = 640,
-        max_text_length: int = 80,
-        seed: int = 0,
-        augmentation_strength: float = 1.0,
-        augmentations: Sequence[str] = (),
-        sentences: float = 0.0,
-        train_families: Sequence[str] | None = None,
-        heldout_families: Sequence[str] | None = None,
-        font_folders: Sequence[str] = (),
-        heldout_font_folders: Sequence[str] = (),
+        *,
+        batch_size: int,
+        num_workers: int,
+        eval_batch_size: int | None,
+        train_size: int,
+        val_size: int,
+        test_size: int,
+        height: int,
+        width: int,
+        max_text_length: int,
+        seed: int,
+        augmentation_strength: float,
+        augmentations: Sequence[str],
+        sentences: float,
+        train_families: Sequence[str] | None,
+        heldout_families: Sequence[str] | None,
+        font_folders: Sequence[str],
+        heldout_font_folders: Sequence[str],
         crop_width: bool = True,
     ) -> None:
         super().__init__(

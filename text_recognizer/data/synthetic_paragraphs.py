@@ -36,8 +36,8 @@ from text_recognizer.data.processed import (
     write_split,
 )
 from text_recognizer.data.sampler import WidthBucketSampler
-from text_recognizer.data.synthetic.generate import SyntheticLinesConfig, generate
-from text_recognizer.metadata import iam
+from text_recognizer.data.synthetic.generate import generate
+from text_recognizer.data.synthetic_lines import SyntheticLines
 
 FORMAT_VERSION = 3  # 2: lines trimmed and whitened by transforms/ink.py; 3: one hand a page,
 # its family stored, no training split
@@ -47,28 +47,28 @@ INDENTS = tuple(range(0, 13))
 
 
 class SyntheticParagraphs(BaseDataModule):
-    """Assembled once into `<data root>/processed/synthetic_paragraphs/paragraphs-<digest>.h5`."""
+    """Assembled once into `<data root>/processed/synthetic_paragraphs/paragraphs-<digest>.h5`,
+    with synthetic_paragraphs.yaml's values; `lines` is the synthetic lines datamodule its pages
+    are stacked from (synthetic_lines.yaml, composed into it)."""
 
     resize = "shrink"
 
     def __init__(
         self,
-        batch_size: int = 4,
-        num_workers: int = 0,
-        train_size: int = 1_000,
-        val_size: int = 32,
-        test_size: int = 32,
-        height: int = iam.PARAGRAPH_HEIGHT,
-        width: int = iam.PARAGRAPH_WIDTH,
-        max_output_length: int = iam.PARAGRAPH_MAX_OUTPUT_LENGTH,
-        min_lines: int = 2,
-        max_lines: int = 8,
-        seed: int = 0,
-        line_train_size: int = 20_000,
-        line_val_size: int = 1_000,
-        line_test_size: int = 1_000,
-        line_height: int = 48,
-        curriculum: Sequence[Sequence[int]] | None = None,
+        *,
+        batch_size: int,
+        num_workers: int,
+        train_size: int,
+        val_size: int,
+        test_size: int,
+        height: int,
+        width: int,
+        max_output_length: int,
+        min_lines: int,
+        max_lines: int,
+        seed: int,
+        lines: SyntheticLines,
+        curriculum: Sequence[Sequence[int]] | None,
     ) -> None:
         super().__init__(
             batch_size,
@@ -89,14 +89,7 @@ class SyntheticParagraphs(BaseDataModule):
         self.curriculum = Curriculum.parse(curriculum) if curriculum else None
         self.families: dict[str, list[str]] = {}
         self.seed = seed
-        # The lines are synthetic_lines.yaml's (48 px high, as `line_height` is by default):
-        # `make generate` renders that file.
-        self.lines = SyntheticLinesConfig(
-            train_size=line_train_size,
-            val_size=line_val_size,
-            test_size=line_test_size,
-            height=line_height,
-        )
+        self.lines = lines.config  # synthetic_lines.yaml's, so `make generate`'s file is read
 
     def _key(self) -> str:
         sizes = {split: self.sizes[split] for split in EVAL_SPLITS}

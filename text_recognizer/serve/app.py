@@ -35,9 +35,9 @@ from text_recognizer.serve.uploads import BodyLimit, flag, integer, read_upload
 
 STATIC = Path(__file__).parent / "static"
 FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF")
-MAX_BEAM = 16  # a request for a wider beam would hold the decoder for everyone else
 """What an upload may be: common raster formats. Pillow's others (EPS, which runs Ghostscript,
 among them) are not tried on untrusted bytes."""
+MAX_BEAM = 16  # a request for a wider beam would hold the decoder for everyone else
 
 
 def create_app(model: Model, settings: Settings | None = None) -> FastAPI:

@@ -15,7 +15,7 @@ import multiprocessing
 import multiprocessing.pool
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
@@ -36,26 +36,27 @@ MAX_TRIES = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SyntheticLinesConfig:
-    """Everything that determines the generated file's bytes."""
+    """Everything that determines the generated file's bytes. No defaults: the values are
+    synthetic_lines.yaml's, which `SyntheticLines` passes on."""
 
-    train_size: int = 20_000
-    val_size: int = 1_000
-    test_size: int = 1_000
-    height: int = 32
-    width: int = 640
-    max_text_length: int = 80
-    seed: int = 0
-    augmentation_strength: float = 1.0
-    augmentations: Sequence[str] = ()
+    train_size: int
+    val_size: int
+    test_size: int
+    height: int
+    width: int
+    max_text_length: int
+    seed: int
+    augmentation_strength: float
+    augmentations: Sequence[str]
     # The fraction of lines cut from English sentences (`corpus`), where the corpus is present.
-    sentences: float = 0.0
+    sentences: float
     # None: every family of the pool's split that is present (see fonts.pool_families).
-    train_families: Sequence[str] | None = None
-    heldout_families: Sequence[str] | None = None
-    font_folders: Sequence[str] = field(default_factory=tuple)
-    heldout_font_folders: Sequence[str] = field(default_factory=tuple)
+    train_families: Sequence[str] | None
+    heldout_families: Sequence[str] | None
+    font_folders: Sequence[str]
+    heldout_font_folders: Sequence[str]
 
     def __post_init__(self) -> None:
         Augmentation(kinds=frozenset(self.augmentations))  # refuses an unknown kind, naming it

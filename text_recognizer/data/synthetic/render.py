@@ -119,11 +119,6 @@ class _Faces:
         return self.variable[size]
 
 
-@lru_cache(maxsize=65536)
-def _length(face: ImageFont.FreeTypeFont, text: str) -> float:
-    return face.getlength(text)
-
-
 def _words(text: str) -> list[tuple[int, str]]:
     """(start index, word) for each run of non-space characters."""
     out, start = [], 0
@@ -374,8 +369,8 @@ def render_line(
     text: str,
     font: Font,
     rng: np.random.Generator,
-    height: int = 32,
-    width: int = 640,
+    height: int,
+    width: int,
     aug: Augmentation | None = None,
 ) -> np.ndarray | None:
     """`text` in `font` as a (height, width) uint8 image, or None if it cannot fit the width or
