@@ -2,8 +2,10 @@
 then each kind alone) on a short budget, and read two fixed held-out test sets with each: the
 default's plain one and one rendered with all six kinds (a scan-like one).
 
-Each arm is a real `main.py` run (its own rendered data, validation picking best.ckpt), so it
-costs a few minutes on 2 cores. Results go to `benchmarks/results/augmentations.json`.
+Each arm is a real `main.py` run of the default experiment (its own rendered data, validation
+picking best.ckpt), so it costs a few minutes on 2 cores; the test sets are the default
+experiment's lines. Results go to `benchmarks/results/augmentations.json`. `--smoke` trains
+the plain arm for 2 steps on 16 lines, with 8 lines to validate and test.
 
     python -m benchmarks.augmentations [--arms none,glyph,ink] [--steps 2000] [--train-size 8000]
 """
@@ -13,39 +15,61 @@ import json
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import machine, print_table, write
-from text_recognizer.data import registry
+from benchmarks.common import (
+    LINES,
+    ROOT,
+    add_arguments,
+    experiment,
+    machine,
+    print_table,
+    results_folder,
+    write,
+)
+from text_recognizer.data.base import BaseDataModule
 from text_recognizer.data.synthetic.render import KINDS
-from text_recognizer.data.synthetic_lines import SyntheticLines
 from text_recognizer.inference import TextRecognizer
 from text_recognizer.inference.evaluate import evaluate
 
-ROOT = Path(__file__).resolve().parent.parent
+
+@dataclass(frozen=True)
+class Settings:
+    """The arms and their budget; `overrides` of the runs' and the test sets' other splits."""
+
+    arms: str
+    steps: int
+    train_size: int
+    overrides: tuple[str, ...]
 
 
-def lines(**values: Any) -> SyntheticLines:
-    """synthetic_lines.yaml's datamodule (what the arms train on), with `values` in its place."""
-    built = registry.configured("synthetic_lines")(**values)
-    assert isinstance(built, SyntheticLines)
-    return built
+FULL = Settings(arms=",".join(["none", *KINDS]), steps=2000, train_size=8000, overrides=())
+SMOKE = Settings(
+    arms="none",
+    steps=2,
+    train_size=16,
+    overrides=("datamodule.val_size=8", "datamodule.test_size=8"),
+)
 
 
-def test_sets() -> dict[str, SyntheticLines]:
-    """The held-out test lines plain (the default's) and with every kind; only the test split
-    matters, whose bytes do not depend on the other splits' sizes."""
+def test_sets(overrides: tuple[str, ...]) -> dict[str, BaseDataModule]:
+    """The default experiment's held-out test lines plain, and with every kind; only the test
+    split matters, whose bytes do not depend on the other splits' sizes."""
+    small = ("datamodule.train_size=8", "datamodule.val_size=8", *overrides)
+    six = f"datamodule.augmentations=[{','.join(KINDS)}]"
     return {
-        "plain": lines(),
-        "six": lines(train_size=8, val_size=8, augmentations=list(KINDS)),
+        "plain": experiment(*LINES, *small).datamodule,
+        "six": experiment(*LINES, six, *small).datamodule,
     }
 
 
-def train(arm: str, steps: int, train_size: int, runs: Path) -> Path:
+def train(arm: str, steps: int, train_size: int, overrides: tuple[str, ...], runs: Path) -> Path:
     kinds = "" if arm == "none" else arm
     run = runs / f"{arm}-{steps}"
-    overrides = [
+    command = [
+        *LINES,
         f"hydra.run.dir={run}",
         f"datamodule.train_size={train_size}",
         f"datamodule.augmentations=[{kinds}]",
@@ -53,27 +77,32 @@ def train(arm: str, steps: int, train_size: int, runs: Path) -> Path:
         "trainer.max_epochs=-1",
         "test=false",
         "logger=csv",
+        *overrides,
     ]
-    subprocess.run([sys.executable, "main.py", *overrides], cwd=ROOT, check=True)
+    subprocess.run([sys.executable, "main.py", *command], cwd=ROOT, check=True)
     return run
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--arms", default=",".join(["none", *KINDS]))
-    parser.add_argument("--steps", type=int, default=2000, help="optimizer steps an arm")
-    parser.add_argument("--train-size", type=int, default=8000, help="training lines an arm")
+    parser.add_argument("--arms", help="none and kinds, comma-separated (default: all)")
+    parser.add_argument("--steps", type=int, help="optimizer steps an arm (default: 2000)")
+    parser.add_argument("--train-size", type=int, help="training lines an arm (default: 8000)")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "augmentations")
-    args = parser.parse_args()
-    arms = args.arms.split(",")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    settings = SMOKE if args.smoke else FULL
+    steps = args.steps or settings.steps
+    train_size = args.train_size or settings.train_size
+    arms = (args.arms or settings.arms).split(",")
     for arm in arms:
         if arm != "none" and arm not in KINDS:
             parser.error(f"--arms: unknown {arm!r}; choose from none, {', '.join(KINDS)}")
-    tests = test_sets()  # read once, for every arm
+    tests = test_sets(settings.overrides)  # read once, for every arm
     rows: list[dict[str, Any]] = []
     for arm in arms:
         started = time.perf_counter()
-        run = train(arm, args.steps, args.train_size, args.runs)
+        run = train(arm, steps, train_size, settings.overrides, args.runs)
         recognizer = TextRecognizer.from_pretrained(str(run / "checkpoints" / "best.ckpt"))
         metrics = json.loads((run / "metrics.json").read_text())
         row: dict[str, Any] = {
@@ -86,9 +115,9 @@ def main() -> None:
             row[f"test_{name}"] = round(report["cer"], 4)
         rows.append(row)
     print_table(rows)
-    config = {"steps": args.steps, "train_size": args.train_size, "batch_size": 8}
-    path = write("augmentations", {"machine": machine(), "config": config, "arms": rows})
-    print(f"wrote {path}")
+    config = {"steps": steps, "train_size": train_size, "batch_size": tests["plain"].batch_size}
+    results = {"machine": machine(), "config": config, "arms": rows}
+    write("augmentations", results, results_folder(args))
 
 
 if __name__ == "__main__":

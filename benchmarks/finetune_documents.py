@@ -7,9 +7,11 @@ eScriptorium writes it: a polygon and a baseline per line, each line turned by u
 so the reader masks and straightens as it would on a scan. Each training set takes the first
 pages of every hand in turn (50 lines: one page each); validation and test are pages of their
 own, the same for every run. Each run is `main.py +experiment=finetune_documents`; the CER
-before and after is `text-recognizer predict` on the test pages against their text.
+before and after is `text-recognizer predict` on the test pages against their text. `--smoke`
+renders a page of 2 or 3 lines a hand and split in two packaged hands, and fine-tunes on 2
+lines for 2 steps.
 
-    python -m benchmarks.finetune_documents --checkpoint CKPT [--out runs/finetune-curve]
+    python -m benchmarks.finetune_documents --checkpoint CKPT [--runs runs/finetune-curve]
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import json
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
@@ -27,20 +30,52 @@ import numpy as np
 from PIL import Image
 from torchmetrics.functional.text import char_error_rate
 
-from benchmarks.common import ROOT, checkpoint_name, machine, print_table, write
+from benchmarks.common import (
+    ROOT,
+    add_arguments,
+    checkpoint_name,
+    machine,
+    print_table,
+    results_folder,
+    write,
+)
 from text_recognizer.data.documents import read_document
 from text_recognizer.data.synthetic.fonts import Font, load_fonts
 from text_recognizer.data.synthetic.render import Augmentation, render_line
 from text_recognizer.data.synthetic.text import sample_line
 from text_recognizer.data.transforms.ink import paper_level
 
-HANDS = ("cedarville-cursive", "homemade-apple", "indie-flower", "reenie-beanie")
-PAGES = {"train": 20, "val": 1, "test": 2}  # per hand
-LINES_PER_PAGE = (12, 13)  # alternating, so a page of each hand makes 50
-SIZES = (50, 200, 1000)
+SPLITS = ("train", "val", "test")
 LINE_HEIGHT, LINE_SPACING, MARGIN, PAGE_WIDTH = 48, 96, 80, 1600
 MAX_TURN_DEG = 1.0
 PAGE_NS = "http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The collection, the training sets and what each run changes of the experiment."""
+
+    hands: tuple[str, ...]  # font families, held out of the default's training
+    pages: tuple[int, int, int]  # per hand, for training, validation and test
+    lines_per_page: tuple[int, int]  # alternating
+    sizes: tuple[int, ...]  # training lines, a run each
+    overrides: tuple[str, ...]
+
+
+FULL = Settings(  # a page of each hand makes 50 lines
+    hands=("cedarville-cursive", "homemade-apple", "indie-flower", "reenie-beanie"),
+    pages=(20, 1, 2),
+    lines_per_page=(12, 13),
+    sizes=(50, 200, 1000),
+    overrides=(),
+)
+SMOKE = Settings(  # the held-out families that install with the package: no `make fonts`
+    hands=("indie-flower", "satisfy"),
+    pages=(1, 1, 1),
+    lines_per_page=(2, 3),
+    sizes=(2,),
+    overrides=("trainer.max_steps=2", "trainer.val_check_interval=2"),
+)
 
 
 def compose_page(font: Font, lines: int, rng: np.random.Generator) -> tuple[np.ndarray, list[dict]]:
@@ -63,7 +98,9 @@ def compose_page(font: Font, lines: int, rng: np.random.Generator) -> tuple[np.n
         ink = np.flatnonzero(darkness.max(axis=0) > 0.3)
         right = int(ink[-1]) + 4 if ink.size else LINE_HEIGHT
         turned = Image.fromarray((darkness[:, :right] * 255).astype(np.uint8)).rotate(
-            angle := float(rng.uniform(-MAX_TURN_DEG, MAX_TURN_DEG)), expand=True, resample=2
+            angle := float(rng.uniform(-MAX_TURN_DEG, MAX_TURN_DEG)),
+            expand=True,
+            resample=Image.Resampling.BILINEAR,
         )
         x0, y0 = MARGIN + int(rng.integers(0, 20)), MARGIN + i * LINE_SPACING
         region = page[y0 : y0 + turned.height, x0 : x0 + turned.width]
@@ -133,16 +170,16 @@ def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def render_collection(folder: Path, seed: int = 0) -> dict[str, list[Path]]:
+def render_collection(folder: Path, settings: Settings, seed: int = 0) -> dict[str, list[Path]]:
     """Every page of every split, one hand a page; the pages' XML paths by split."""
-    pages: dict[str, list[Path]] = {split: [] for split in PAGES}
-    for split, per_hand in PAGES.items():
+    pages: dict[str, list[Path]] = {split: [] for split in SPLITS}
+    for s, (split, per_hand) in enumerate(zip(SPLITS, settings.pages, strict=True)):
         (folder / split).mkdir(parents=True, exist_ok=True)
         for k in range(per_hand):
-            for h, hand in enumerate(HANDS):
+            for h, hand in enumerate(settings.hands):
                 font = load_fonts([hand])[0]
-                rng = np.random.default_rng([seed, list(PAGES).index(split), k, h])
-                count = LINES_PER_PAGE[(k + h) % 2]
+                rng = np.random.default_rng([seed, s, k, h])
+                count = settings.lines_per_page[(k + h) % 2]
                 image, lines = compose_page(font, count, rng)
                 name = f"{split}-{k:02d}-{hand}"
                 Image.fromarray(image).save(folder / split / f"{name}.png")
@@ -183,19 +220,22 @@ def cer_on(checkpoint: Path, pages: list[Path], out: Path) -> float:
     return float(char_error_rate(read, truth))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--checkpoint", required=True, type=Path)
-    parser.add_argument("--out", default=ROOT / "runs" / "finetune-curve", type=Path)
-    parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
-    args = parser.parse_args()
-    collection = args.out / "collection"
-    pages = render_collection(collection)
-    before = cer_on(args.checkpoint, pages["test"], args.out / "read-before")
+    parser.add_argument("--runs", default=ROOT / "runs" / "finetune-curve", type=Path)
+    parser.add_argument("--sizes", help="training lines, comma-separated (default: 50,200,1000)")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    settings = SMOKE if args.smoke else FULL
+    sizes = [int(size) for size in args.sizes.split(",")] if args.sizes else settings.sizes
+    collection = args.runs / "collection"
+    pages = render_collection(collection, settings)
+    before = cer_on(args.checkpoint, pages["test"], args.runs / "read-before")
     rows: list[dict[str, Any]] = []
-    for size in map(int, args.sizes.split(",")):
+    for size in sizes:
         train = training_pages(pages["train"], size)
-        run_dir = args.out / f"lines-{size}"
+        run_dir = args.runs / f"lines-{size}"
         overrides = [
             "+experiment=finetune_documents",
             f"model.init_from={args.checkpoint}",
@@ -204,6 +244,7 @@ def main() -> None:
             f"datamodule.test_sources=[{collection / 'test'}]",
             "logger=csv",
             f"hydra.run.dir={run_dir}",
+            *settings.overrides,
         ]
         started = time.perf_counter()
         subprocess.run([sys.executable, "main.py", *overrides], cwd=ROOT, check=True)
@@ -224,18 +265,15 @@ def main() -> None:
         )
         print_table(rows)
     test_lines = sum(p.read_text().count("<TextLine ") for p in pages["test"])
-    path = write(
-        "finetune_documents",
-        {
-            "checkpoint": checkpoint_name(args.checkpoint),
-            "test_pages": len(pages["test"]),
-            "test_lines": test_lines,
-            "hands": list(HANDS),
-            "machine": machine(),
-            "rows": rows,
-        },
-    )
-    print(f"wrote {path}")
+    results = {
+        "checkpoint": checkpoint_name(args.checkpoint),
+        "test_pages": len(pages["test"]),
+        "test_lines": test_lines,
+        "hands": list(settings.hands),
+        "machine": machine(),
+        "rows": rows,
+    }
+    write("finetune_documents", results, results_folder(args))
 
 
 if __name__ == "__main__":

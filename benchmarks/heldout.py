@@ -20,7 +20,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import RESULTS, checkpoint_name, machine, print_table, write
+from benchmarks.common import (
+    add_arguments,
+    checkpoint_name,
+    machine,
+    print_table,
+    results_folder,
+    write,
+)
 from text_recognizer.data.registry import configured
 from text_recognizer.data.synthetic_lines import SyntheticLines
 from text_recognizer.inference import TextRecognizer
@@ -34,21 +41,22 @@ SETS: dict[str, list[str]] = {
     "sentences": ["augmentations=[]", "sentences=1"],
 }
 TEST_ONLY = ["train_size=8", "val_size=8"]
+SMOKE = ["test_size=8"]
 
 
-def datamodule(name: str) -> SyntheticLines:
-    built = configured("synthetic_lines", [*TEST_ONLY, *SETS[name]])()
+def datamodule(name: str, smoke: bool = False) -> SyntheticLines:
+    built = configured("synthetic_lines", [*TEST_ONLY, *SETS[name], *(SMOKE if smoke else [])])()
     assert isinstance(built, SyntheticLines)
     return built
 
 
-def read(checkpoint: Path, sets: list[str]) -> dict[str, Any]:
+def read(checkpoint: Path, sets: list[str], smoke: bool = False) -> dict[str, Any]:
     """Greedy CER and per-family CER of `checkpoint` on each set; reports go beside it."""
     recognizer = TextRecognizer.from_pretrained(str(checkpoint))
     results: dict[str, Any] = {"checkpoint": checkpoint_name(checkpoint)}
     for name in sets:
         out = checkpoint.with_name(f"{checkpoint.stem}-heldout-{name}")
-        report = evaluate(recognizer, datamodule(name), out, source=str(checkpoint))
+        report = evaluate(recognizer, datamodule(name, smoke), out, source=str(checkpoint))
         results[name] = {
             "cer": round(report["cer"], 4),
             "wer": round(report["wer"], 4),
@@ -63,16 +71,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--checkpoint", type=Path, required=True)
     parser.add_argument("--name", help="the entry in heldout.json (default: the checkpoint)")
     parser.add_argument("--sets", default=",".join(SETS), help="comma-separated")
+    add_arguments(parser)
     args = parser.parse_args(argv)
     sets = args.sets.split(",")
     if unknown := sorted(set(sets) - set(SETS)):
         parser.error(f"--sets: unknown {', '.join(unknown)}; choose from {', '.join(SETS)}")
-    results = read(args.checkpoint, sets)
+    results = read(args.checkpoint, sets, args.smoke)
     print_table([{"set": name, "cer": results[name]["cer"]} for name in sets])
-    path = RESULTS / "heldout.json"
-    entries = json.loads(path.read_text())["entries"] if path.is_file() else {}
+    folder = results_folder(args)
+    path = folder / "heldout.json" if folder else None
+    entries = json.loads(path.read_text())["entries"] if path and path.is_file() else {}
     entries[args.name or results["checkpoint"]] = results
-    print(f"wrote {write('heldout', {'machine': machine(), 'entries': entries})}")
+    write("heldout", {"machine": machine(), "entries": entries}, folder)
 
 
 if __name__ == "__main__":

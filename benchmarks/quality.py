@@ -6,17 +6,27 @@ test split of the checkpoint's datamodule (the held-out font families for the sy
 with each decoder, then the whole split greedily in fp32 and in int8. The language model is
 `--lm`, or the default one (`text-recognizer lm train` on the synthetic text source, order 6),
 built once into `<data root>/lm/` if missing. Writes `benchmarks/results/quality.json`.
+`--smoke` reads 4 lines with each decoder and 8 of the split, with an order-3 model of 100
+lines: it checks the code on any checkpoint.
 """
 
 import argparse
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torchmetrics.functional.text import char_error_rate
 
-from benchmarks.common import checkpoint_name, machine, print_table, write
+from benchmarks.common import (
+    add_arguments,
+    checkpoint_name,
+    machine,
+    print_table,
+    results_folder,
+    write,
+)
 from text_recognizer.cli import SYNTHETIC_LINES, synthetic_corpus
 from text_recognizer.data.paths import data_root
 from text_recognizer.decode import BeamOptions
@@ -24,15 +34,28 @@ from text_recognizer.inference import TextRecognizer
 from text_recognizer.lm import LM_WEIGHT, load_token_lm, train, write_arpa
 
 BATCH = 8
-ORDER = 6
 
 
-def default_lm() -> Path:
+@dataclass(frozen=True)
+class Settings:
+    """How much is read, and the language model built when none is given."""
+
+    lines: int  # the first test lines, read with each decoder
+    split_lines: int | None  # the test split read greedily in fp32 and int8 (None: all)
+    lm_lines: int
+    lm_order: int
+
+
+FULL = Settings(lines=500, split_lines=None, lm_lines=SYNTHETIC_LINES, lm_order=6)
+SMOKE = Settings(lines=4, split_lines=8, lm_lines=100, lm_order=3)
+
+
+def default_lm(lines: int, order: int) -> Path:
     """The default language model, built from the synthetic text source if not yet there."""
-    path = data_root() / "lm" / f"synthetic-{SYNTHETIC_LINES}-order{ORDER}.arpa"
+    path = data_root() / "lm" / f"synthetic-{lines}-order{order}.arpa"
     if not path.is_file():
-        print(f"building {path} ({SYNTHETIC_LINES} lines of synthetic text, order {ORDER})")
-        write_arpa(train(synthetic_corpus(SYNTHETIC_LINES), ORDER), path)
+        print(f"building {path} ({lines} lines of synthetic text, order {order})")
+        write_arpa(train(synthetic_corpus(lines), order), path)
     return path
 
 
@@ -50,14 +73,17 @@ def read(
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--checkpoint", required=True)
-    parser.add_argument("--lines", type=int, default=500, help="test lines for the beams")
+    parser.add_argument("--lines", type=int, help="test lines for the beams (default: 500)")
     parser.add_argument("--lm", help="an ARPA file (default: built from the synthetic text)")
     parser.add_argument("--lm-weight", type=float, default=LM_WEIGHT)
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
-    args = parser.parse_args()
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    settings = SMOKE if args.smoke else FULL
+    lines = args.lines or settings.lines
     if args.threads:
         torch.set_num_threads(args.threads)
     fp32 = TextRecognizer.from_checkpoint(args.checkpoint)
@@ -66,10 +92,11 @@ def main() -> None:
     datamodule.prepare_data()
     datamodule.setup("test")
     data = datamodule.data_test
-    images, texts = list(data.images), list(data.texts)
-    lm_path = Path(args.lm) if args.lm else default_lm()
+    images = list(data.images[: settings.split_lines])
+    texts = list(data.texts[: settings.split_lines])
+    lm_path = Path(args.lm) if args.lm else default_lm(settings.lm_lines, settings.lm_order)
     lm = load_token_lm(lm_path, fp32.tokenizer)
-    subset = (images[: args.lines], texts[: args.lines])
+    subset = (images[:lines], texts[:lines])
     searches = {
         "greedy": None,
         "beam5": BeamOptions(5),
@@ -79,7 +106,7 @@ def main() -> None:
     results: dict[str, Any] = {}
     for name, beam in searches.items():
         results[name] = read(fp32, *subset, beam)
-        rows.append({"decoder": name, "split": f"test[:{args.lines}]", **results[name]})
+        rows.append({"decoder": name, "split": f"test[:{lines}]", **results[name]})
     whole = {"fp32": read(fp32, images, texts, None), "int8": read(int8, images, texts, None)}
     for name, figures in whole.items():
         rows.append({"decoder": f"greedy {name}", "split": "test", **figures})
@@ -88,7 +115,7 @@ def main() -> None:
     cost = whole["int8"]["cer"] - whole["fp32"]["cer"]
     print(
         f"beam 5 + LM: CER {results['beam5_lm']['cer']:.4f} against greedy "
-        f"{results['greedy']['cer']:.4f} ({gain:+.4f} lower) on the first {args.lines} test "
+        f"{results['greedy']['cer']:.4f} ({gain:+.4f} lower) on the first {lines} test "
         f"lines; int8 costs {cost:+.4f} CER against fp32 on all {len(texts)}"
     )
     out = {
@@ -103,7 +130,7 @@ def main() -> None:
         "test_split": {**whole, "int8_minus_fp32_cer": cost},
         "machine": machine(),
     }
-    print(f"wrote {write('quality', out)}")
+    write("quality", out, results_folder(args))
 
 
 if __name__ == "__main__":

@@ -8,8 +8,8 @@ lasts `--seconds`. It reports p50/p95/p99 latency and requests/s per phase (Locu
 over HTTP end to end), the 5xx answers each server counted in /metrics, and whether a server
 process ended, and writes `benchmarks/results/serve.json`. Before the servers start, the
 decoder's own speed on the same lines, alone and in batches of 16, is measured in this process:
-the ceiling the HTTP figures are read against. `--smoke` runs 5 s phases at 1 and 4 users and
-writes nothing.
+the ceiling the HTTP figures are read against. `--smoke` runs 3 s phases at 1 and 2 users on 8
+lines: it checks the code.
 """
 
 from __future__ import annotations
@@ -17,12 +17,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import dataclasses
 import json
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,30 +33,49 @@ import numpy as np
 import torch
 from PIL import Image
 
-from benchmarks.common import checkpoint_name, machine, print_table, write
-from text_recognizer.data import registry
+from benchmarks.common import (
+    LINES,
+    add_arguments,
+    checkpoint_name,
+    experiment,
+    machine,
+    print_table,
+    results_folder,
+    write,
+)
 from text_recognizer.data.processed import reading
 from text_recognizer.data.synthetic_lines import SyntheticLines
 from text_recognizer.inference import TextRecognizer
 from text_recognizer.inference.checkpoint import load_checkpoint
 from text_recognizer.serve.server import default_threads
 
-LINES = 200  # distinct test lines the users pick from
-IN_PROCESS_LINES = 64
-USERS = (1, 8, 32)
 BAD_USERS, BAD_FRACTION = 32, 0.1
 MODES = {"on": 32, "off": 1}  # batching: the server's --max-batch
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")  # not imported: Locust patches the stdlib
 
 
+@dataclass(frozen=True)
+class Settings:
+    """How long and how hard the servers are loaded."""
+
+    seconds: int  # each phase
+    users: tuple[int, ...]
+    lines: int  # distinct test lines the users pick from
+    in_process_lines: int
+
+
+FULL = Settings(seconds=20, users=(1, 8, 32), lines=200, in_process_lines=64)
+SMOKE = Settings(seconds=3, users=(1, 2), lines=8, in_process_lines=4)
+
+
 def test_lines(checkpoint: Path, count: int) -> list[np.ndarray]:
     """Lines of the synthetic test split the checkpoint's datamodule names (the default
-    dataset's, if it was trained on another), from the data root: nothing is rendered here."""
+    experiment's, if it was trained on another), from the data root: nothing is rendered here."""
     spec = load_checkpoint(checkpoint)[1]
     datamodule = spec.build_datamodule(checkpoint) if spec.datamodule else None
     if not isinstance(datamodule, SyntheticLines):
-        datamodule = registry.DATASETS["synthetic_lines"]()
-        assert isinstance(datamodule, SyntheticLines)
+        datamodule = experiment(*LINES).datamodule
+    assert isinstance(datamodule, SyntheticLines)
     path = datamodule.path
     if not path.is_file():
         sys.exit(
@@ -182,13 +203,15 @@ def number(cell: str) -> float | None:
     return None if cell == "N/A" else float(cell)
 
 
-def in_process(checkpoint: Path, lines: list[np.ndarray], threads: int) -> dict[str, Any]:
+def in_process(
+    checkpoint: Path, lines: list[np.ndarray], threads: int, count: int
+) -> dict[str, Any]:
     """The decoder's own speed on the same lines, before any server runs: alone, and in batches
     of 16 as a server gets them (the lines in their order, each batch cropped to its widest and
     decoded until its longest ends). No HTTP, no other process: the ceiling of the figures."""
     torch.set_num_threads(threads)
     recognizer = TextRecognizer.from_checkpoint(checkpoint)
-    fitted = [recognizer.fit(line) for line in lines[:IN_PROCESS_LINES]]
+    fitted = [recognizer.fit(line) for line in lines[:count]]
     recognizer.predict_fitted(fitted[:4])
     result: dict[str, Any] = {"threads": threads, "lines": len(fitted)}
     for batch in (1, 16):
@@ -202,18 +225,13 @@ def in_process(checkpoint: Path, lines: list[np.ndarray], threads: int) -> dict[
 
 
 def measure(
-    checkpoint: Path,
-    seconds: int,
-    users: tuple[int, ...],
-    threads: int,
-    flags: list[str],
-    folder: Path,
+    checkpoint: Path, settings: Settings, threads: int, flags: list[str], folder: Path
 ) -> dict[str, Any]:
     images = folder / "images"
     images.mkdir()
     pngs = []
-    lines = test_lines(checkpoint, LINES)
-    reference = in_process(checkpoint, lines, threads)
+    lines = test_lines(checkpoint, settings.lines)
+    reference = in_process(checkpoint, lines, threads, settings.in_process_lines)
     print(f"in process: {reference}")
     for i, line in enumerate(lines):
         Image.fromarray(line).save(images / f"{i:04d}.png")
@@ -230,12 +248,12 @@ def measure(
         options = ["--images", str(images), "--max-upload-bytes", str(limits["max_upload_bytes"])]
         for url, _ in servers.values():
             warm_up(url, pngs)
-        plan = [(mode, count, 0.0) for count in users for mode in MODES]
-        plan.append(("on", min(max(users), BAD_USERS), BAD_FRACTION))
+        plan = [(mode, count, 0.0) for count in settings.users for mode in MODES]
+        plan.append(("on", min(max(settings.users), BAD_USERS), BAD_FRACTION))
         for mode, count, bad in plan:
             url, _ = servers[mode]
             out = folder / f"{mode}-{count}-{bad}"
-            row, detail = phase(mode, url, count, bad, seconds, options, out)
+            row, detail = phase(mode, url, count, bad, settings.seconds, options, out)
             print_table([row])
             rows.append(row)
             details.append(detail)
@@ -266,37 +284,39 @@ def targets(rows: list[dict[str, Any]], ended: dict[str, int | None]) -> dict[st
     return result
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--checkpoint", required=True, type=Path)
-    parser.add_argument("--seconds", type=int, default=20, help="length of each phase")
-    parser.add_argument("--smoke", action="store_true", help="5 s phases, 1 and 4 users")
+    parser.add_argument("--seconds", type=int, help="length of each phase (default: 20)")
     parser.add_argument("--threads", type=int, help="the servers' torch threads")
     parser.add_argument("--max-wait-ms", type=float, help="the batching server's max wait")
     parser.add_argument("--note", default="", help="what else ran on the machine, for the JSON")
-    args = parser.parse_args()
+    add_arguments(parser)
+    args = parser.parse_args(argv)
     threads = args.threads or default_threads()  # the servers' default, stated
     flags = [f"--threads={threads}"]
     if args.max_wait_ms is not None:
         flags.append(f"--max-wait-ms={args.max_wait_ms}")
     if not args.checkpoint.is_file():
         sys.exit(f"error: {args.checkpoint}: no such checkpoint")
-    seconds, users = (5, (1, 4)) if args.smoke else (args.seconds, USERS)
+    settings = SMOKE if args.smoke else FULL
+    if args.seconds:
+        settings = dataclasses.replace(settings, seconds=args.seconds)
     load_before = machine()
     with tempfile.TemporaryDirectory() as folder:
-        measured = measure(args.checkpoint, seconds, users, threads, flags, Path(folder))
+        measured = measure(args.checkpoint, settings, threads, flags, Path(folder))
     rows = measured["rows"]
     print()
     print_table(rows)
     results = {
         "note": "Locust (FastHttpUser, closed loop: each user posts its next line as soon as "
         "its answer is in) against `text-recognizer serve` on loopback, on the same cores; "
-        f"{LINES} lines of the synthetic test split, multipart PNG; latencies end to end over "
-        "HTTP in ms (Locust rounds those over 100 ms to 2 significant figures). The bad phase "
+        f"{settings.lines} lines of the synthetic test split, multipart PNG; latencies end to end "
+        "over HTTP in ms (Locust rounds those over 100 ms to 2 significant figures). The bad phase "
         f"sends {BAD_FRACTION:.0%} bad inputs: not an image, too many bytes, too many pixels, "
         f"truncated; each must get its 4xx. {args.note}".strip(),
         "checkpoint": checkpoint_name(args.checkpoint),
-        "seconds_per_phase": seconds,
+        "seconds_per_phase": settings.seconds,
         "servers": {mode: {"max_batch": b, "flags": flags} for mode, b in MODES.items()},
         "limits": measured["limits"],
         "in_process": measured["in_process"],
@@ -308,8 +328,7 @@ def main() -> None:
         "machine_after": machine(),
     }
     print(json.dumps(results["targets"], indent=2))
-    if not args.smoke:
-        print(f"wrote {write('serve', results)}")
+    write("serve", results, results_folder(args))
 
 
 if __name__ == "__main__":

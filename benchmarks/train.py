@@ -1,47 +1,82 @@
-"""Training throughput: samples/s of a full step (LitTransformer's own loss, backward, AdamW) per
-network, fp32 and bf16 autocast side by side (bf16 only where the CPU computes it natively), and
-the line network's fp32 samples/s per batch size (the default run's batch is chosen by steps, so
-its time budget needs the cost per sample). Labels are full length, the worst case per batch."""
+"""Training throughput: samples/s of a full step (the experiment's LitTransformer loss, backward,
+its optimizer) per network, fp32 and bf16 autocast side by side (bf16 only where the CPU
+computes it natively), and the line network's fp32 samples/s per batch size (the default run's
+batch is chosen by steps, so its time budget needs the cost per sample). Each network reads
+images of its composed experiment's full input size, with labels of its full output length:
+the worst case per batch. `python -m benchmarks.train --smoke` times one small step of each.
+"""
 
+import argparse
 import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
-from omegaconf import OmegaConf
 
 from benchmarks.common import (
     LINES,
-    PARAGRAPH,
+    PARAGRAPHS,
     PRECISIONS,
-    ROOT,
+    Experiment,
+    add_arguments,
     best_of,
-    build,
+    experiment,
     machine,
     precision,
     print_table,
+    results_folder,
     write,
 )
-from text_recognizer.model.lit_transformer import LitTransformer
 from text_recognizer.network.conv_transformer import ConvTransformer
 
 Step = Callable[[], None]
-NETWORKS = ("line", "paragraph")
-
-# The loss the experiments train with: the model config's CTC weight.
-CTC_WEIGHT = OmegaConf.load(ROOT / "training/conf/model/lit_transformer.yaml").ctc_weight
 
 
-def trainer(config: dict[str, Any]) -> tuple[ConvTransformer, Callable[[int, str], Step]]:
+@dataclass(frozen=True)
+class Settings:
+    """How much is timed; `tokens` None: labels of the network's whole output length."""
+
+    threads: tuple[int, ...]
+    batches: dict[str, int]  # per network
+    repeats: dict[str, int]
+    line_batches: tuple[int, ...]  # the line network's fp32 samples/s per batch size
+    line_samples: int  # ... each over this many samples
+    tokens: int | None
+
+
+FULL = Settings(
+    threads=(1, 2),
+    batches={"line": 32, "paragraph": 2},
+    repeats={"line": 4, "paragraph": 2},
+    line_batches=(8, 16, 32),
+    line_samples=64,
+    tokens=None,
+)
+SMOKE = Settings(
+    threads=(2,),
+    batches={"line": 2, "paragraph": 1},
+    repeats={"line": 1, "paragraph": 1},
+    line_batches=(1, 2),
+    line_samples=2,
+    tokens=8,
+)
+NETWORKS = {"line": LINES, "paragraph": PARAGRAPHS}
+
+
+def trainer(
+    composed: Experiment, tokens: int | None
+) -> tuple[ConvTransformer, Callable[[int, str], Step]]:
     """The network, and a function that gives one training step of it on a fixed batch of a size
     in a precision."""
-    network = build(config).train()
-    model = LitTransformer(network, torch.optim.AdamW, ctc_weight=CTC_WEIGHT)
-    optimizer = torch.optim.AdamW(network.parameters(), lr=1e-4)
-    length = network.max_output_length
+    network = composed.network().train()
+    model = composed.model(network)
+    optimizer = model.configure_optimizers()
+    assert isinstance(optimizer, torch.optim.Optimizer)
+    length = tokens or network.max_output_length
 
     def at(batch: int, name: str) -> Step:
-        images = torch.randn(batch, *config["image"])
+        images = torch.randn(batch, *composed.image)
         targets = torch.randint(4, network.num_tokens, (batch, length))
         targets[:, 0], targets[:, -1] = network.start_index, network.end_index
 
@@ -57,11 +92,13 @@ def trainer(config: dict[str, Any]) -> tuple[ConvTransformer, Callable[[int, str
     return network, at
 
 
-def throughput(config: dict[str, Any], batch: int, repeats: int) -> dict[str, Any]:
-    """Best samples/s per precision over 1 and 2 threads (on a shared machine 1 can win)."""
-    network, at = trainer(config)
+def throughput(
+    composed: Experiment, batch: int, repeats: int, settings: Settings
+) -> dict[str, Any]:
+    """Best samples/s per precision over the thread counts (on a shared machine 1 can win)."""
+    network, at = trainer(composed, settings.tokens)
     variants: list[dict[str, Any]] = []
-    for threads in (1, 2):
+    for threads in settings.threads:
         torch.set_num_threads(threads)
         for name in PRECISIONS:
             samples = batch / best_of(at(batch, name), repeats)
@@ -79,9 +116,9 @@ def throughput(config: dict[str, Any], batch: int, repeats: int) -> dict[str, An
     }
     fp32, bf16 = best["fp32"], best.get("bf16")
     return {
+        **composed.describe(),
         "batch": batch,
-        "image": list(config["image"]),
-        "tokens": network.max_output_length - 1,
+        "tokens": (settings.tokens or network.max_output_length) - 1,
         "parameters": network.num_parameters(),
         "fp32_samples_per_s": fp32,
         "bf16_samples_per_s": bf16,
@@ -92,12 +129,13 @@ def throughput(config: dict[str, Any], batch: int, repeats: int) -> dict[str, An
     }
 
 
-def batch_sizes(config: dict[str, Any], batches: tuple[int, ...], samples: int) -> dict[str, float]:
-    """fp32 samples/s per batch size, each timed over the same `samples` samples, at 2 threads."""
+def batch_sizes(composed: Experiment, settings: Settings) -> dict[str, float]:
+    """fp32 samples/s per batch size, each timed over the same samples, at 2 threads."""
     torch.set_num_threads(2)
-    _, at = trainer(config)
+    _, at = trainer(composed, settings.tokens)
+    samples = settings.line_samples
     result = {}
-    for batch in batches:
+    for batch in settings.line_batches:
         steps = functools.partial(repeat, at(batch, "fp32"), samples // batch)
         result[str(batch)] = samples / best_of(steps, 2)
     return result
@@ -108,12 +146,17 @@ def repeat(step: Step, times: int) -> None:
         step()
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    settings = SMOKE if args.smoke else FULL
+    composed = {name: experiment(*overrides) for name, overrides in NETWORKS.items()}
     results: dict[str, Any] = {
-        "line": throughput(LINES, 32, 4),
-        "paragraph": throughput(PARAGRAPH, 2, 2),
+        name: throughput(composed[name], settings.batches[name], settings.repeats[name], settings)
+        for name in NETWORKS
     }
-    results["line_batch_sizes"] = batch_sizes(LINES, (8, 16, 32), 64)
+    results["line_batch_sizes"] = batch_sizes(composed["line"], settings)
     print_table([{"network": name, **v} for name in NETWORKS for v in results[name]["variants"]])
     for name in NETWORKS:
         r = results[name]
@@ -128,7 +171,7 @@ def main() -> None:
         )
     sizes = results["line_batch_sizes"]
     print("line fp32 samples/s by batch: " + ", ".join(f"{b}: {v:.1f}" for b, v in sizes.items()))
-    print(f"wrote {write('train', {**results, 'machine': machine()})}")
+    write("train", {**results, "machine": machine()}, results_folder(args))
 
 
 if __name__ == "__main__":

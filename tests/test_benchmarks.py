@@ -1,0 +1,148 @@
+"""Every benchmark's `--smoke` mode, on the networks the composed experiments build: a benchmark
+that no longer matches what training builds fails here, not on `make bench`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import torch
+from helpers import compose_with
+
+from benchmarks import (
+    augmentations,
+    common,
+    decode,
+    finetune_documents,
+    overfit_pages,
+    predict,
+    quality,
+    serve,
+    train,
+)
+from text_recognizer.data.synthetic_lines import SyntheticLines
+
+if TYPE_CHECKING:
+    from tiny_recognizer import Tiny
+
+
+@pytest.fixture(autouse=True)
+def torch_threads() -> Iterator[None]:
+    """Benchmarks set torch's thread count; the next test gets the one it had."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def smoke(main: Callable[[list[str]], None], out: Path, name: str, *argv: str) -> dict[str, Any]:
+    """`main(--smoke --out OUT ARGV)`'s results, which must record the machine."""
+    main(["--smoke", "--out", str(out), *argv])
+    results = json.loads((out / f"{name}.json").read_text())
+    machine = results.get("machine") or results["machine_after"]
+    assert {"cpu_model", "avx2", "avx512_bf16", "native_bf16"} <= set(machine)
+    return results
+
+
+def image(*overrides: str) -> list[int]:
+    """The input size the experiment's datamodule config states."""
+    datamodule = compose_with(*overrides).datamodule
+    return [1, datamodule.height, datamodule.width]
+
+
+def test_a_smoke_run_writes_nothing_unless_told_where() -> None:
+    parser = argparse.ArgumentParser()
+    common.add_arguments(parser)
+    assert common.results_folder(parser.parse_args(["--smoke"])) is None
+    assert common.results_folder(parser.parse_args([])) == common.RESULTS
+    assert common.results_folder(parser.parse_args(["--smoke", "--out", "x"])) == Path("x")
+
+
+def test_cpu_info_reads_the_first_cpu(tmp_path: Path) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(
+        "processor\t: 0\nmodel name\t: Some CPU @ 2.0GHz\nflags\t\t: fpu sse avx2 fma\n\n"
+        "processor\t: 1\nmodel name\t: Some CPU @ 2.0GHz\nflags\t\t: fpu sse avx2 fma\n"
+    )
+    info = common.cpu_info(cpuinfo)
+    assert info == {"cpu_model": "Some CPU @ 2.0GHz", "avx2": True, "avx512_bf16": False}
+    assert common.cpu_info(tmp_path / "missing") == {
+        "cpu_model": None,
+        "avx2": None,
+        "avx512_bf16": None,
+    }
+
+
+@pytest.mark.parametrize("overrides", [common.LINES, common.PARAGRAPHS])
+def test_experiments_are_what_their_configs_compose(overrides: tuple[str, ...]) -> None:
+    composed = common.experiment(*overrides)
+    assert composed.describe()["overrides"] == list(overrides)
+    assert composed.describe()["image"] == image(*overrides)
+    assert composed.network().max_output_length == composed.max_output_length
+
+
+@pytest.mark.slow
+def test_decode_smoke(tmp_path: Path) -> None:
+    results = smoke(decode.main, tmp_path, "decode")
+    assert results["line"]["image"] == image(*common.LINES)
+    assert results["paragraph"]["image"] == image(*common.PARAGRAPHS)
+    assert set(results["paragraph"]["runtimes"]) >= {"eager_int8", "onnx", "onnx_int8"}
+
+
+@pytest.mark.slow
+def test_train_smoke(tmp_path: Path) -> None:
+    results = smoke(train.main, tmp_path, "train")
+    for name, overrides in train.NETWORKS.items():
+        assert results[name]["image"] == image(*overrides)
+        assert results[name]["fp32_samples_per_s"] > 0
+
+
+@pytest.mark.slow
+def test_predict_smoke(tmp_path: Path) -> None:
+    results = smoke(predict.main, tmp_path, "predict")
+    runtimes = {(row["kind"], row["runtime"]) for row in results["rows"]}
+    assert runtimes == {
+        (kind, runtime)
+        for kind in predict.KINDS
+        for runtime in ("eager", "eager_int8", "onnx", "onnx_int8")
+    }
+
+
+@pytest.mark.slow
+def test_overfit_pages_smoke(tmp_path: Path) -> None:
+    results = smoke(overfit_pages.main, tmp_path, "overfit_pages")
+    assert results["image"] == image(*common.PARAGRAPHS, "datamodule=synthetic_paragraphs")
+    assert "full_page_cer" in results["history"][-1]
+
+
+@pytest.mark.slow
+def test_quality_smoke(tmp_path: Path, tiny_checkpoint: Tiny) -> None:
+    results = smoke(
+        quality.main, tmp_path, "quality", "--checkpoint", str(tiny_checkpoint.checkpoint)
+    )
+    assert results["greedy"]["lines"] == quality.SMOKE.lines
+    assert results["lm"]["order"] == quality.SMOKE.lm_order
+
+
+@pytest.mark.slow
+def test_serve_smoke(tmp_path: Path, tiny_checkpoint: Tiny, tiny_lines: SyntheticLines) -> None:
+    results = smoke(serve.main, tmp_path, "serve", "--checkpoint", str(tiny_checkpoint.checkpoint))
+    assert len(results["rows"]) == 2 * len(serve.SMOKE.users) + 1  # each mode, then bad inputs
+    assert results["targets"]["no_server_ended"]
+
+
+@pytest.mark.slow
+def test_augmentations_smoke(tmp_path: Path) -> None:
+    results = smoke(augmentations.main, tmp_path, "augmentations", "--runs", str(tmp_path))
+    assert [arm["arm"] for arm in results["arms"]] == ["none"]
+
+
+@pytest.mark.slow
+def test_finetune_documents_smoke(tmp_path: Path, tiny_checkpoint: Tiny) -> None:
+    checkpoint = str(tiny_checkpoint.checkpoint)
+    argv = ("--checkpoint", checkpoint, "--runs", str(tmp_path / "runs"))
+    results = smoke(finetune_documents.main, tmp_path, "finetune_documents", *argv)
+    assert [row["lines"] for row in results["rows"]] == [2]
