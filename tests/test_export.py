@@ -124,11 +124,13 @@ def test_predict_with_an_exported_model_prints_what_the_checkpoint_prints(
 def test_an_export_of_format_1_still_reads_as_it_did(
     tiny_checkpoint: Tiny, exported: Exported, tmp_path: Path
 ) -> None:
-    """Format 1 manifests had no resize rule; their images are read by the lines' rule."""
+    """Format 1 manifests had no resize rule (their images are read by the lines' rule) and no
+    decoder (they read with the attention decoder)."""
     folder = tmp_path / "v1"
     shutil.copytree(exported.folder, folder)
     manifest = json.loads((folder / "model.json").read_text())
-    assert manifest["format_version"] == 2 and manifest["transform"].pop("resize") == "height"
+    assert manifest["format_version"] == 3 and manifest.pop("decoder") == "joint"
+    assert manifest["transform"].pop("resize") == "height"
     (folder / "model.json").write_text(json.dumps({**manifest, "format_version": 1}))
     old, new = ExportedRecognizer(folder), ExportedRecognizer(exported.folder)
     assert old.transform.params() == new.transform.params()

@@ -7,6 +7,9 @@ text-recognizer predict --model DIR IMAGE...         the same with exported file
 text-recognizer predict ... --beam K [--lm LM.arpa   beam search of width K, with a character
     --lm-weight W] [--quantize int8]                 language model (shallow fusion); int8
                                                      linear layers (eager)
+text-recognizer predict ... --decoder ctc            read with the CTC head alone: best path, or
+                                                     its prefix beam search with --beam K (also
+                                                     evaluate, export and serve)
 text-recognizer predict --checkpoint CKPT PAGE.xml   read every line of a PAGE or ALTO file and
     --out DIR                                        write a copy with the readings (text and
                                                      confidence) into DIR, the rest unchanged
@@ -44,7 +47,7 @@ import traceback
 from pathlib import Path
 
 from text_recognizer.data.image_files import folder_images
-from text_recognizer.decode import BeamOptions
+from text_recognizer.decode import DECODERS, BeamOptions, check_width
 from text_recognizer.errors import REPORTED, ImageError, InferenceError
 from text_recognizer.inference.images import read_image
 from text_recognizer.inference.quantize import QUANTIZATIONS
@@ -88,7 +91,9 @@ def _network_or_export(args: argparse.Namespace) -> Recognizer:
         from text_recognizer.inference.export import ExportedRecognizer
 
         try:
-            return ExportedRecognizer(args.model, args.max_length, args.batch_size)
+            return ExportedRecognizer(
+                args.model, args.max_length, args.batch_size, decoder=args.decoder
+            )
         except ModuleNotFoundError as error:
             raise InferenceError(args.model, _missing_extra(error)) from error
     return TextRecognizer.from_checkpoint(
@@ -97,15 +102,16 @@ def _network_or_export(args: argparse.Namespace) -> Recognizer:
         getattr(args, "max_length", None),
         args.batch_size,
         quantize=args.quantize,
+        decoder=args.decoder,
     )
 
 
-def _beam(args: argparse.Namespace, recognizer: Recognizer) -> BeamOptions | None:
-    """--beam, --lm and --lm-weight as beam search options (None: greedy)."""
-    if args.beam < 1:
-        raise InferenceError("--beam", f"must be at least 1, got {args.beam}")
+def _beam(args: argparse.Namespace, recognizer: Recognizer) -> BeamOptions:
+    """--beam, --lm and --lm-weight as beam search options (`set_beam` reads width 1 without a
+    language model as greedy)."""
+    check_width(args.beam)  # before a language model takes seconds to load
     if args.lm is None:
-        return BeamOptions(args.beam) if args.beam > 1 else None
+        return BeamOptions(args.beam)
     from text_recognizer.lm import load_token_lm
 
     return BeamOptions(args.beam, load_token_lm(args.lm, recognizer.tokenizer), args.lm_weight)
@@ -223,7 +229,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    recognizer = TextRecognizer.from_checkpoint(args.checkpoint)
+    recognizer = TextRecognizer.from_checkpoint(args.checkpoint, decoder=args.decoder)
     try:
         from text_recognizer.inference.export import export
 
@@ -257,6 +263,12 @@ def _export_with_card(args: argparse.Namespace) -> int:
     from text_recognizer.spec import read_checkpoint
 
     checkpoint, out = Path(args.checkpoint), Path(args.out)
+    if args.format == "checkpoint" and args.decoder == "ctc":
+        raise InferenceError(
+            "--decoder ctc",
+            "exports the encoder and CTC head as a graph: give --format onnx or torchscript (a "
+            "checkpoint reads with either decoder: predict --decoder ctc)",
+        )
     if args.format == "checkpoint":
         print(f"wrote {export_checkpoint(checkpoint, out)}")
     elif code := _export(args):
@@ -325,6 +337,7 @@ def _serve(args: argparse.Namespace) -> int:
         args.port,
         args.workers,
         args.threads,
+        args.decoder,
     )
     return 0
 
@@ -423,6 +436,14 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--max-pixels", type=int, default=defaults.max_pixels)
     serve.add_argument("--timeout", type=float, default=defaults.timeout_s, help="seconds")
     serve.set_defaults(run=_serve)
+
+    for command in (predict, evaluate, export, serve):
+        command.add_argument(
+            "--decoder",
+            choices=DECODERS,
+            help="joint: the attention decoder (default); ctc: the CTC head alone (an export "
+            "reads with the decoder it was made for)",
+        )
 
     args = parser.parse_args(argv)
     try:

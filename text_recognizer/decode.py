@@ -1,7 +1,12 @@
 """Greedy and beam decoding. The kv cache is the one decoding path; the prefix-recomputing
 variants exist only as the references that tests and benchmarks compare it with. Networks with a
 `ctc_decode_weight` score each token jointly with their CTC head (`CTCPrefixScorer`); beam search
-can add a language model's score (shallow fusion)."""
+can add a language model's score (shallow fusion).
+
+A network with a CTC head can also read with the head alone (`DECODERS`, `ctc_decode`): one
+encoder pass, then the best path, or a prefix beam search over its frames
+(`text_recognizer.ctc_search`, with the same language model fusion). `decode_images` is the one
+dispatch, `searched` the one rule for greedy against beam search."""
 
 import math
 from collections.abc import Callable
@@ -11,7 +16,14 @@ import torch
 from torch import Tensor
 
 from text_recognizer.ctc_prefix import CTCPrefixScorer
+from text_recognizer.ctc_search import best_path, prefix_beam_search
+from text_recognizer.errors import CheckpointError, InferenceError
+from text_recognizer.lm import LanguageModelScorer, fused
 from text_recognizer.network.conv_transformer import ConvTransformer
+
+DECODERS = ("joint", "ctc")
+"""How a network reads (`--decoder`): `joint`, its attention decoder (with its CTC head's share,
+`ctc_decode_weight`); `ctc`, its CTC head alone."""
 
 Choose = Callable[[Tensor], Tensor]
 """Logits (b, num_tokens) of the next token -> the token chosen for each row (b,)."""
@@ -148,19 +160,11 @@ class AttentionScorer:
         """Nothing to keep: the decoder's state is its kv cache."""
 
 
-class LanguageModelScorer(Protocol):
-    """A language model over token indices (`text_recognizer.lm.TokenLanguageModel`)."""
-
-    def score(self, tokens: Tensor, candidates: Tensor) -> Tensor:
-        """Natural log probabilities (rows, c) of each candidate after its row's tokens
-        (rows, t), which begin with the start token."""
-        ...
-
-
 class BeamOptions(NamedTuple):
     """Beam width, the language model and its weight, and the length normalisation: a
     finished hypothesis is ranked by its score over its length (end token included) to the
-    power `length_norm` (0: the raw sum, which favours short readings; 1: the mean)."""
+    power `length_norm` (0: the raw sum, which favours short readings; 1: the mean). The CTC
+    head's search has no use for it (`text_recognizer.ctc_search`)."""
 
     width: int = 5
     lm: LanguageModelScorer | None = None
@@ -234,8 +238,7 @@ def _beam_inputs(
     network: ConvTransformer, images: Tensor, width: int
 ) -> tuple[Tensor, Tensor | None, LoopSetup]:
     """The memory and CTC log probabilities with each image's row repeated `width` times."""
-    if width < 1:
-        raise ValueError(f"beam width must be at least 1, got {width}")
+    check_width(width)
     memory, ctc_log_probs = network.encode_for_decoding(images)
     setup = _setup(network, memory)
     memory = memory.repeat_interleave(width, 0)
@@ -281,9 +284,7 @@ def beam_loop(
 
     for pos in range(max_length):
         candidates, step = scorer.score(next_logits(tokens, pos), k + 1)
-        if options.lm is not None and options.lm_weight:
-            lm = options.lm.score(tokens[:, : pos + 1], candidates)
-            step = step + options.lm_weight * lm.to(step)
+        step = fused(step, options.lm, options.lm_weight, tokens[:, : pos + 1], candidates)
         c = candidates.shape[1]
         total = (scores.view(rows, 1) + step).view(b, k * c)
         top_scores, top = total.topk(min(2 * k, k * c), dim=1)
@@ -333,3 +334,68 @@ def beam_loop(
     for image, text in enumerate(best):
         out[image, : len(text)] = torch.tensor(text, dtype=torch.long)
     return out
+
+
+def check_width(width: int) -> None:
+    """The one check of a beam width, wherever it comes from."""
+    if width < 1:
+        raise InferenceError("--beam", f"must be at least 1, got {width}")
+
+
+def searched(beam: BeamOptions | None) -> BeamOptions | None:
+    """The one rule for greedy against beam search: None (greedy decoding, or the CTC head's
+    best path) for width 1 without a language model, where the attention decoder's search reads
+    exactly what greedy reads, only slower; the beam otherwise."""
+    if beam is not None:
+        check_width(beam.width)
+    if beam is None or (beam.width == 1 and (beam.lm is None or not beam.lm_weight)):
+        return None
+    return beam
+
+
+def check_decoder(decoder: str, has_ctc_head: bool, source: object) -> None:
+    """Refuse a decoder that is not one of `DECODERS`, or `ctc` for a model with no CTC head
+    (`source` names the model)."""
+    if decoder not in DECODERS:
+        raise InferenceError("--decoder", f"unknown {decoder!r}; choose {' or '.join(DECODERS)}")
+    if decoder == "ctc" and not has_ctc_head:
+        raise CheckpointError(
+            source, "has no CTC head to read with --decoder ctc; read it with --decoder joint"
+        )
+
+
+@torch.inference_mode()
+def decode_images(
+    network: ConvTransformer,
+    images: Tensor,
+    decoder: str = "joint",
+    beam: BeamOptions | None = None,
+    max_length: int | None = None,
+) -> Tensor:
+    """Tokens (b, l) after the start token, read by `decoder` (greedy, or beam search with a
+    `beam` that `searched` keeps). Call on a network in eval mode."""
+    beam = searched(beam)
+    if decoder == "ctc":
+        log_probs = network.ctc_log_probs(images)
+        setup = LoopSetup(
+            len(images), images.device, network.start_index, network.end_index, network.pad_index
+        )
+        return ctc_decode(log_probs, setup, max_length or network.max_output_length, beam)
+    if beam is None:
+        return greedy_decode(network, images, max_length)
+    return beam_decode(network, images, beam, max_length)
+
+
+def ctc_decode(
+    log_probs: Tensor, setup: LoopSetup, max_length: int, beam: BeamOptions | None = None
+) -> Tensor:
+    """Tokens (b, l) after the start token read by a CTC head alone from its log probabilities
+    (b, T, V): the best path without `beam`, else the prefix beam search of `beam.width` with
+    its language model."""
+    blank, start, end = setup.pad_index, setup.start_index, setup.end_index
+    if beam is None:
+        return best_path(log_probs, blank, start, end, max_length)
+    check_width(beam.width)
+    return prefix_beam_search(
+        log_probs, blank, start, end, max_length, beam.width, beam.lm, beam.lm_weight
+    )

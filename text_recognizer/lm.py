@@ -18,7 +18,7 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import torch
 from torch import Tensor
@@ -181,8 +181,32 @@ def read_arpa(path: str | Path) -> NgramModel:
     return NgramModel(order, probs, backoffs)
 
 
+class LanguageModelScorer(Protocol):
+    """What beam search asks of a language model over token indices (`TokenLanguageModel`)."""
+
+    def score(self, tokens: Tensor, candidates: Tensor) -> Tensor:
+        """Natural log probabilities (rows, c) of each candidate after its row's tokens
+        (rows, t), which begin with the start token."""
+        ...
+
+
+def fused(
+    scores: Tensor,
+    lm: LanguageModelScorer | None,
+    weight: float,
+    tokens: Tensor,
+    candidates: Tensor,
+) -> Tensor:
+    """Shallow fusion, as every beam search weighs its candidates: `scores` (rows, c) of each
+    row's candidate next tokens plus `weight` times the model's log probability of each after
+    the row's `tokens` (as they are without a model or a weight)."""
+    if lm is None or not weight:
+        return scores
+    return scores + weight * lm.score(tokens, candidates).to(scores)
+
+
 class TokenLanguageModel:
-    """The model over a tokenizer's indices, for beam search (`decode.LanguageModelScorer`):
+    """The model over a tokenizer's indices, for beam search (`LanguageModelScorer`):
     natural log probabilities, the end token as the end symbol, padding and the start token
     never (they are not text)."""
 

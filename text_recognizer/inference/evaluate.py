@@ -106,6 +106,7 @@ def evaluate(
     groups = datamodule.groups("test")
     report = {
         "checkpoint": source,
+        "decoder": recognizer.decoder,
         "datamodule": type(datamodule).__name__,
         "split": "test",
         "samples": len(rows),

@@ -20,6 +20,11 @@ A network that decodes jointly with its CTC head (`ctc_decode_weight` > 0) also 
 log probabilities, and the token is then chosen as `CTCPrefixScorer` does. `model.json` beside
 the two files holds what a runtime needs: the tokenizer, the transform, the maximum length, the
 CTC weight, the tensor names and the cache shapes.
+
+Exported for `--decoder ctc`, the encoder ends in the CTC head instead (images to its log
+probabilities) and there is no step: a runtime reads the best path (argmax per frame, repeats
+merged, blanks dropped), or runs the CTC prefix beam search. `model.json` records the decoder, so
+`predict --model` reads an export the way it was made to be read.
 """
 
 from __future__ import annotations
@@ -38,10 +43,13 @@ from torch import Tensor, nn
 
 from text_recognizer.data.transforms import EvalTransform
 from text_recognizer.decode import (
+    DECODERS,
     BeamOptions,
     LoopSetup,
     beam_loop,
+    check_decoder,
     chooser,
+    ctc_decode,
     greedy_loop,
     step_scorer,
 )
@@ -59,8 +67,8 @@ from text_recognizer.tokenizer import Tokenizer
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 MANIFEST = "model.json"
-FORMAT_VERSION = 2  # 2: the transform records the stem's resize rule
-READS = (1, 2)  # format 1 read its images by the rule lines use, which it goes on doing
+FORMAT_VERSION = 3  # 2: the transform records the stem's resize rule; 3: the decoder
+READS = (1, 2, 3)  # format 1 read its images by the rule lines use, which it goes on doing
 ENCODER_IO = (["images"], ["cross_k", "cross_v"])
 CTC_OUTPUT = "ctc_log_probs"
 STEP_IO = (
@@ -93,6 +101,18 @@ class EncoderGraph(nn.Module):
         return outputs if ctc_log_probs is None else (*outputs, ctc_log_probs)
 
 
+class CTCGraph(nn.Module):
+    """Images (b, 1, h, w) -> the CTC head's log probabilities (b, w, num_tokens), all that
+    `--decoder ctc` reads."""
+
+    def __init__(self, network: ConvTransformer) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, images: Tensor) -> tuple[Tensor]:
+        return (self.network.ctc_log_probs(images),)
+
+
 class StepGraph(nn.Module):
     """`Decoder.step` for one token, with the caches as inputs and outputs instead of state."""
 
@@ -122,31 +142,17 @@ class StepGraph(nn.Module):
 
 
 def export(recognizer: TextRecognizer, format: str, out: Path, quantize: str | None = None) -> Path:
-    """Write the encoder, the step and `model.json` into `out`; return the manifest's path."""
+    """Write the graphs `recognizer.decoder` reads with (the encoder and the step, or the
+    encoder and CTC head) and `model.json` into `out`; return the manifest's path."""
     if format not in FORMATS:
         raise ValueError(f"unknown format {format!r}; choose from {', '.join(FORMATS)}")
     check_quantize(quantize)
     network = recognizer.network.cpu().eval()
     if quantize and format == "torchscript":
         network = quantize_network(network)
-    encoder, step = EncoderGraph(network).eval(), StepGraph(network.decoder).eval()
-    transform = recognizer.transform
-    attention = _attention(network.decoder)[0][0]
-    layers, kv_heads, dim_head = len(network.decoder.blocks), attention.kv_heads, attention.dim_head
-    images = torch.rand(2, 1, transform.stem.height, transform.stem.width)
-    with torch.no_grad():
-        cross_k, cross_v, *_ = encoder(images)
-    encoder_io = (ENCODER_IO[0], ENCODER_IO[1] + [CTC_OUTPUT] * bool(network.ctc_decode_weight))
-    # Distinct example tensors: the ONNX exporter wires inputs that alias into one.
-    self_k, self_v = (torch.randn(layers, 2, kv_heads, 2, dim_head) for _ in range(2))
-    token, position = torch.ones(2, 1, dtype=torch.long), torch.tensor(2)
-    step_inputs = (token, position, self_k, self_v, cross_k, cross_v)
-    files = {name: f"{name}{FORMATS[format]}" for name in ("encoder", "decoder_step")}
     out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / files["encoder"]) as tmp:
-        _export(format, encoder, (images,), tmp, encoder_io, _encoder_dims(transform))
-    with atomic_path(out / files["decoder_step"]) as tmp:
-        _export(format, step, step_inputs, tmp, STEP_IO, _step_dims(recognizer.max_length))
+    graphs = _ctc_graph if recognizer.decoder == "ctc" else _joint_graphs
+    files, reading = graphs(network, recognizer, format, out)
     if quantize and format == "onnx":
         for file in files.values():
             quantize_onnx(out / file)
@@ -154,6 +160,7 @@ def export(recognizer: TextRecognizer, format: str, out: Path, quantize: str | N
         "format_version": FORMAT_VERSION,
         "runtime": format,
         "quantize": quantize,
+        "decoder": recognizer.decoder,
         "files": files,
         "tokenizer": {
             "charset": recognizer.tokenizer.charset,
@@ -162,11 +169,44 @@ def export(recognizer: TextRecognizer, format: str, out: Path, quantize: str | N
             "end_index": recognizer.tokenizer.end_index,
             "pad_index": recognizer.tokenizer.pad_index,
         },
-        "transform": transform.params(),
+        "transform": recognizer.transform.params(),
         "input": "float32 (batch, 1, height, width): grayscale resized to height, padded with "
         "paper to width (cropped to the widest content if crop_width, and the tallest if "
         "crop_height), ink 1 and paper 0",
         "max_length": recognizer.max_length,
+        **reading,
+        "network": recognizer.spec.network,
+    }
+    with atomic_path(out / MANIFEST) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    return out / MANIFEST
+
+
+Graphs = tuple[dict[str, str], dict[str, Any]]
+"""The files written (by role) and what the manifest says of reading with them."""
+
+
+def _joint_graphs(
+    network: ConvTransformer, recognizer: TextRecognizer, format: str, out: Path
+) -> Graphs:
+    """The encoder (to the cross-attention keys and values) and the cached decoding step."""
+    encoder, step = EncoderGraph(network).eval(), StepGraph(network.decoder).eval()
+    attention = _attention(network.decoder)[0][0]
+    layers, kv_heads, dim_head = len(network.decoder.blocks), attention.kv_heads, attention.dim_head
+    images = _example_images(recognizer.transform)
+    with torch.no_grad():
+        cross_k, cross_v, *_ = encoder(images)
+    encoder_io = (ENCODER_IO[0], ENCODER_IO[1] + [CTC_OUTPUT] * bool(network.ctc_decode_weight))
+    # Distinct example tensors: the ONNX exporter wires inputs that alias into one.
+    self_k, self_v = (torch.randn(layers, 2, kv_heads, 2, dim_head) for _ in range(2))
+    token, position = torch.ones(2, 1, dtype=torch.long), torch.tensor(2)
+    step_inputs = (token, position, self_k, self_v, cross_k, cross_v)
+    files = {name: f"{name}{FORMATS[format]}" for name in ("encoder", "decoder_step")}
+    with atomic_path(out / files["encoder"]) as tmp:
+        _export(format, encoder, (images,), tmp, encoder_io, _encoder_dims(recognizer.transform))
+    with atomic_path(out / files["decoder_step"]) as tmp:
+        _export(format, step, step_inputs, tmp, STEP_IO, _step_dims(recognizer.max_length))
+    return files, {
         "ctc_decode_weight": network.ctc_decode_weight,
         "encoder": {"inputs": encoder_io[0], "outputs": encoder_io[1]},
         "decoder_step": {"inputs": STEP_IO[0], "outputs": STEP_IO[1]},
@@ -177,11 +217,24 @@ def export(recognizer: TextRecognizer, format: str, out: Path, quantize: str | N
             "self": "(layers, batch, kv_heads, positions so far, dim_head); 0 positions at first",
             "cross": "(layers, batch, kv_heads, memory length, dim_head), from the encoder",
         },
-        "network": recognizer.spec.network,
     }
-    with atomic_path(out / MANIFEST) as tmp:
-        tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    return out / MANIFEST
+
+
+def _ctc_graph(
+    network: ConvTransformer, recognizer: TextRecognizer, format: str, out: Path
+) -> Graphs:
+    """The encoder and the CTC head, to the head's log probabilities: no decoder step."""
+    files = {"encoder": f"encoder{FORMATS[format]}"}
+    encoder_io = (ENCODER_IO[0], [CTC_OUTPUT])
+    images = _example_images(recognizer.transform)
+    with atomic_path(out / files["encoder"]) as tmp:
+        dims = _encoder_dims(recognizer.transform)
+        _export(format, CTCGraph(network).eval(), (images,), tmp, encoder_io, dims)
+    return files, {"encoder": {"inputs": encoder_io[0], "outputs": encoder_io[1]}}
+
+
+def _example_images(transform: EvalTransform) -> Tensor:
+    return torch.rand(2, 1, transform.stem.height, transform.stem.width)
 
 
 def _encoder_dims(transform: EvalTransform) -> tuple[dict[int, Any]]:
@@ -244,7 +297,7 @@ def _quiet_exporter() -> Iterator[None]:
 class ExportedRecognizer(Recognizer):
     """Reads images with exported files (onnxruntime for ONNX, `torch.jit.load` for
     TorchScript), on the CPU, with the same transform, batching and greedy loop (or beam search)
-    as the network."""
+    as the network, and the decoder the export was made for (`decoder`: None, or that one)."""
 
     def __init__(
         self,
@@ -252,24 +305,40 @@ class ExportedRecognizer(Recognizer):
         max_length: int | None = None,
         batch_size: int | None = None,
         beam: BeamOptions | None = None,
+        decoder: str | None = None,
     ) -> None:
         folder = Path(folder)
         manifest = _manifest(folder)
+        exported = manifest.get("decoder", "joint")
+        if decoder is not None and decoder != exported:
+            check_decoder(decoder, True, folder)  # an unknown name is refused as such
+            raise CheckpointError(
+                folder, f"was exported for --decoder {exported}; export it with --decoder {decoder}"
+            )
         tokenizer = Tokenizer(manifest["tokenizer"]["charset"])
         limit = manifest["max_length"]
         if max_length is not None and max_length > limit:
             raise CheckpointError(folder, f"max length {max_length} exceeds the exported {limit}")
         transform = EvalTransform(**{"resize": "height", **manifest["transform"]})
-        super().__init__(tokenizer, transform, max_length or limit, batch_size, beam)
-        files = {name: folder / file for name, file in manifest["files"].items()}
+        super().__init__(tokenizer, transform, max_length or limit, exported, batch_size, beam)
+        files = [folder / file for file in manifest["files"].values()]
         runtime = _OnnxRuntime if manifest["runtime"] == "onnx" else _TorchScriptRuntime
-        self.runtime = runtime(files["encoder"], files["decoder_step"])
-        self.cache = manifest["cache"]
+        self.runtime = runtime(*files)
+        self.cache = manifest.get("cache", {})
         self.ctc_decode_weight = float(manifest.get("ctc_decode_weight", 0.0))
 
     def decode(self, images: Tensor, beam: BeamOptions | None = None) -> Tensor:
         batch, width = images.shape[0], beam.width if beam else 1
         outputs = [torch.as_tensor(o) for o in self.runtime.encode(images)]
+        setup = LoopSetup(
+            batch,
+            torch.device("cpu"),
+            self.tokenizer.start_index,
+            self.tokenizer.end_index,
+            self.tokenizer.pad_index,
+        )
+        if self.decoder == "ctc":
+            return ctc_decode(outputs[0], setup, self.max_length, beam)
         # Beam search: each image's hypotheses are `width` consecutive rows.
         cross = [o.repeat_interleave(width, 1) for o in outputs[:2]]
         ctc = [o.repeat_interleave(width, 0) for o in outputs[2:]]
@@ -287,13 +356,6 @@ class ExportedRecognizer(Recognizer):
             nonlocal cache
             cache = (cache[0][:, rows], cache[1][:, rows])
 
-        setup = LoopSetup(
-            batch,
-            torch.device("cpu"),
-            self.tokenizer.start_index,
-            self.tokenizer.end_index,
-            self.tokenizer.pad_index,
-        )
         ctc_log_probs = ctc[0] if ctc else None
         weight, blank, end = self.ctc_decode_weight, setup.pad_index, setup.end_index
         if beam is None:
@@ -317,6 +379,8 @@ def _manifest(folder: Path) -> dict[str, Any]:
         )
     if manifest.get("runtime") not in FORMATS:
         raise CheckpointError(path, f"unknown runtime {manifest.get('runtime')!r}")
+    if manifest.get("decoder", "joint") not in DECODERS:
+        raise CheckpointError(path, f"unknown decoder {manifest['decoder']!r}")
     if manifest["tokenizer"].get("special_tokens") != list(SPECIAL_TOKENS):
         raise CheckpointError(path, "its special tokens differ from this version's")
     for file in manifest["files"].values():
@@ -328,14 +392,15 @@ def _manifest(folder: Path) -> dict[str, Any]:
 class _OnnxRuntime:
     """onnxruntime sessions on the CPU, with as many threads as torch uses."""
 
-    def __init__(self, encoder: Path, step: Path) -> None:
+    def __init__(self, *paths: Path) -> None:
+        """The encoder's file, then the step's if there is one."""
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
         options.inter_op_num_threads = 1
         self.sessions = []
-        for path in (encoder, step):
+        for path in paths:
             try:
                 self.sessions.append(
                     onnxruntime.InferenceSession(
@@ -356,9 +421,10 @@ class _OnnxRuntime:
 
 
 class _TorchScriptRuntime:
-    def __init__(self, encoder: Path, step: Path) -> None:
+    def __init__(self, *paths: Path) -> None:
+        """The encoder's file, then the step's if there is one."""
         self.modules = []
-        for path in (encoder, step):
+        for path in paths:
             try:
                 with warnings.catch_warnings():  # deprecated in favour of torch.export
                     warnings.simplefilter("ignore", FutureWarning)

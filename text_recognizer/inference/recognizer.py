@@ -1,12 +1,12 @@
 """Images -> text with a trained network: the datamodule's evaluation transform, width-sorted
-batches, and `greedy_decode` on the kv cache.
+batches, and `greedy_decode` on the kv cache (or the CTC head alone, with `decoder="ctc"`).
 
 Input convention: grayscale (colour is converted), dark ink on light paper, any size. Each image
 is scaled and padded by the same stem the model's datamodule applies in validation (uniformly,
 by the resize rule the checkpoint records: lines to the height, pages only shrunk; padded with
 paper), and line batches are cropped to their widest content exactly as validation batches are.
-With `BeamOptions`, decoding is `beam_decode` instead (beam search, optionally with a language
-model); with `quantize="int8"`, the network's linear layers run in int8.
+With `BeamOptions`, decoding is a beam search instead (optionally with a language model); with
+`quantize="int8"`, the network's linear layers run in int8.
 """
 
 from __future__ import annotations
@@ -22,7 +22,13 @@ import torch
 from torch import Tensor
 
 from text_recognizer.data.transforms import EvalTransform
-from text_recognizer.decode import BeamOptions, beam_decode, greedy_decode, token_probabilities
+from text_recognizer.decode import (
+    BeamOptions,
+    check_decoder,
+    decode_images,
+    searched,
+    token_probabilities,
+)
 from text_recognizer.errors import InferenceError
 from text_recognizer.inference.checkpoint import load_checkpoint
 from text_recognizer.inference.images import ImageInput, read_image
@@ -46,26 +52,17 @@ so batching pays until the activations, not the weights, dominate; lines are gro
 first, so a batch of 32 holds little padding."""
 
 
-def searched(beam: BeamOptions | None) -> BeamOptions | None:
-    """None where beam search would read what greedy reads (width 1, no language model), which
-    is faster."""
-    if beam is not None and beam.width < 1:
-        raise InferenceError("--beam", f"must be at least 1, got {beam.width}")
-    if beam is None or (beam.width == 1 and (beam.lm is None or not beam.lm_weight)):
-        return None
-    return beam
-
-
 class Recognizer(ABC):
     """Preprocessing and batching, shared by the network and its exported files, which differ
     only in how a preprocessed batch becomes tokens (`decode`). `beam` chooses beam search
-    (None: greedy)."""
+    (None: greedy), `decoder` what reads (`text_recognizer.decode.DECODERS`)."""
 
     def __init__(
         self,
         tokenizer: Tokenizer,
         transform: EvalTransform,
         max_length: int,
+        decoder: str,
         batch_size: int | None = None,
         beam: BeamOptions | None = None,
     ) -> None:
@@ -76,6 +73,7 @@ class Recognizer(ABC):
         self.transform = transform
         self.max_length = max_length
         self.batch_size = batch_size
+        self.decoder = decoder
         self.beam: BeamOptions | None = None
         self.set_beam(beam)
 
@@ -166,7 +164,9 @@ class Recognizer(ABC):
 
 class TextRecognizer(Recognizer):
     """A trained network with the tokenizer and transform its checkpoint records:
-    `TextRecognizer.from_checkpoint("runs/<run>/checkpoints/best.ckpt").predict("line.png")`."""
+    `TextRecognizer.from_checkpoint("runs/<run>/checkpoints/best.ckpt").predict("line.png")`.
+    `decoder` None reads with the attention decoder (`joint`); `source` names the network in
+    errors (`from_checkpoint`: its file)."""
 
     def __init__(
         self,
@@ -177,13 +177,18 @@ class TextRecognizer(Recognizer):
         batch_size: int | None = None,
         beam: BeamOptions | None = None,
         quantize: str | None = None,
+        decoder: str | None = None,
+        source: object = "the network",
     ) -> None:
         max_length = max_length or network.max_output_length
         if max_length > network.decoder.max_length:
             raise InferenceError(
                 "max length", f"{max_length} exceeds the decoder's {network.decoder.max_length}"
             )
-        super().__init__(spec.tokenizer(), spec.eval_transform(), max_length, batch_size, beam)
+        decoder = decoder or "joint"  # a network's own: its attention decoder
+        check_decoder(decoder, network.ctc_head is not None, source)
+        transform = spec.eval_transform()
+        super().__init__(spec.tokenizer(), transform, max_length, decoder, batch_size, beam)
         self.device = resolve_device(device)
         check_quantize(quantize)
         if quantize and self.device.type != "cpu":
@@ -201,10 +206,11 @@ class TextRecognizer(Recognizer):
         batch_size: int | None = None,
         beam: BeamOptions | None = None,
         quantize: str | None = None,
+        decoder: str | None = None,
     ) -> TextRecognizer:
         """Everything from the checkpoint alone: no Hydra, no datamodule, no data."""
         network, spec = load_checkpoint(path)
-        return cls(network, spec, device, max_length, batch_size, beam, quantize)
+        return cls(network, spec, device, max_length, batch_size, beam, quantize, decoder, path)
 
     @classmethod
     def from_pretrained(
@@ -215,26 +221,28 @@ class TextRecognizer(Recognizer):
         batch_size: int | None = None,
         beam: BeamOptions | None = None,
         quantize: str | None = None,
+        decoder: str | None = None,
     ) -> Recognizer:
         """A checkpoint or an exported model by reference: a path, `https://.../model.zip#sha256=`,
         `wandb:<entity>/<project>/<artifact>:<alias>` or `hf:<user>/<repo>[@revision]`
-        (`text_recognizer.inference.references`); fetched once into the cache."""
+        (`text_recognizer.inference.references`); fetched once into the cache. `decoder` None:
+        the model's own (`joint`, or what an export was made for)."""
         from text_recognizer.inference.references import resolve
 
         path = resolve(reference)
         if not path.is_dir():
-            return cls.from_checkpoint(path, device, max_length, batch_size, beam, quantize)
+            return cls.from_checkpoint(
+                path, device, max_length, batch_size, beam, quantize, decoder
+            )
         if str(device) != "cpu":
             raise InferenceError(reference, "exported models run on the CPU here")
         from text_recognizer.inference.export import ExportedRecognizer
 
-        return ExportedRecognizer(path, max_length, batch_size, beam)
+        return ExportedRecognizer(path, max_length, batch_size, beam, decoder)
 
     def decode(self, images: Tensor, beam: BeamOptions | None = None) -> Tensor:
         images = images.to(self.device)
-        if beam is not None:
-            return beam_decode(self.network, images, beam, self.max_length)
-        return greedy_decode(self.network, images, self.max_length)
+        return decode_images(self.network, images, self.decoder, beam, self.max_length)
 
     def probabilities(self, images: Tensor, tokens: Tensor) -> Tensor:
         return token_probabilities(self.network, images.to(self.device), tokens.to(self.device))

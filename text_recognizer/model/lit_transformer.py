@@ -11,7 +11,7 @@ import torch.nn.functional as F  # noqa: N812
 from pytorch_lightning.utilities import rank_zero_only
 from torch import Tensor
 
-from text_recognizer.decode import BeamOptions, beam_decode, greedy_decode
+from text_recognizer.decode import BeamOptions, decode_images
 from text_recognizer.errors import ConfigError
 from text_recognizer.model.errors import NonFiniteLossError, naming_the_batch
 from text_recognizer.model.metrics import error_rates
@@ -70,9 +70,8 @@ class LitTransformer(pl.LightningModule):
         return self.tokenizer.decode_batch(self.predict_tokens(images))
 
     def predict_tokens(self, images: Tensor) -> Tensor:
-        if self.beam > 1:
-            return beam_decode(self.network, images, BeamOptions(self.beam), self.max_output_length)
-        return greedy_decode(self.network, images, self.max_output_length)
+        beam = BeamOptions(self.beam)
+        return decode_images(self.network, images, beam=beam, max_length=self.max_output_length)
 
     def _losses(self, images: Tensor, targets: Tensor) -> dict[str, Tensor]:
         # Batches are padded to the dataset's longest label; most rows end far sooner.

@@ -117,6 +117,14 @@ class ConvTransformer(nn.Module):
             return memory, None
         return memory, ctc_logits.float().log_softmax(-1)
 
+    def ctc_log_probs(self, images: Tensor) -> Tensor:
+        """The CTC head's log probabilities (b, h * w, num_tokens) alone, for reading with the
+        head without the decoder: the encoder and the head, no memory."""
+        ctc_logits = self.ctc_logits(self.encoder(images))
+        if ctc_logits is None:
+            raise ValueError("the network has no CTC head (ctc_head: false)")
+        return ctc_logits.float().log_softmax(-1)
+
     def forward(self, images: Tensor, tokens: Tensor) -> NetworkOutput:
         """Teacher forcing: logits at every position of `tokens` (b, t), plus CTC logits."""
         features = self.encoder(images)

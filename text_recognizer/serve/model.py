@@ -30,12 +30,14 @@ def load_model(
     exported: str | Path | None = None,
     device: str = "cpu",
     max_length: int | None = None,
+    decoder: str | None = None,
 ) -> Model:
-    """A training checkpoint (loaded as `predict` loads it), or a folder `export` wrote."""
+    """A training checkpoint (loaded as `predict` loads it), or a folder `export` wrote, read
+    with `decoder` (None: the model's own, as `predict` reads it)."""
     recognizer: Recognizer
     if checkpoint is not None and exported is None:
         path = Path(checkpoint)
-        recognizer = TextRecognizer.from_checkpoint(path, device, max_length)
+        recognizer = TextRecognizer.from_checkpoint(path, device, max_length, decoder=decoder)
         trained_on = recognizer.spec.datamodule
         digest_of = path
     elif exported is not None and checkpoint is None:
@@ -44,7 +46,7 @@ def load_model(
         if device != "cpu":
             raise CheckpointError("--device", "exported models run on the CPU here")
         path = Path(exported)
-        recognizer = ExportedRecognizer(path, max_length)
+        recognizer = ExportedRecognizer(path, max_length, decoder=decoder)
         trained_on = None
         digest_of = path / MANIFEST
     else:
@@ -55,8 +57,8 @@ def load_model(
 def describe(
     recognizer: Recognizer, path: Path, digest_of: Path, trained_on: dict[str, Any] | None
 ) -> dict[str, Any]:
-    """Charset, input, version (this package's, and the model file's sha256) and where it was
-    trained (the datamodule config its checkpoint records)."""
+    """Charset, input, the decoder, version (this package's, and the model file's sha256) and
+    where it was trained (the datamodule config its checkpoint records)."""
     with digest_of.open("rb") as f:
         sha256 = hashlib.file_digest(f, "sha256").hexdigest()
     transform = recognizer.transform.params()
@@ -73,5 +75,6 @@ def describe(
             "convention": "grayscale (colour is converted), dark ink on light paper, any size",
         },
         "max_length": recognizer.max_length,
+        "decoder": recognizer.decoder,
         "trained_on": trained_on,
     }

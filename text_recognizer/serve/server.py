@@ -31,12 +31,14 @@ def serve(
     port: int = 8000,
     workers: int = 1,
     threads: int | None = None,
+    decoder: str | None = None,
 ) -> None:
     """Load the model here first, so that a bad checkpoint is one line and no server starts.
-    `threads`: torch's threads per process (default: `default_threads`)."""
+    `threads`: torch's threads per process (default: `default_threads`); `decoder`: what every
+    request is read with (None: the model's own)."""
     threads = threads or default_threads(workers)
     torch.set_num_threads(threads)
-    app = create_app(load_model(checkpoint, exported, device), settings)
+    app = create_app(load_model(checkpoint, exported, device, decoder=decoder), settings)
     options: dict[str, Any] = {"host": host, "port": port, "log_config": log_config()}
     # Successful requests are counted in /metrics; each failed one logs its own line.
     options["access_log"] = False
@@ -50,6 +52,7 @@ def serve(
             "exported": exported,
             "device": device,
             "threads": threads,
+            "decoder": decoder,
         }
     )
     # A worker imports torch and loads the model before it answers the manager's health check,
@@ -76,7 +79,9 @@ def worker_app() -> FastAPI:
     torch.set_num_threads(config["threads"])
     settings = config["settings"]
     settings["cors_origins"] = tuple(settings["cors_origins"])
-    model = load_model(config["checkpoint"], config["exported"], config["device"])
+    model = load_model(
+        config["checkpoint"], config["exported"], config["device"], decoder=config["decoder"]
+    )
     return create_app(model, Settings(**settings))
 
 

@@ -62,10 +62,19 @@ class Decoder(nn.Module):
         rope = self.rotary(start, length)
         x = self.token_emb(tokens)
         if self.pos_emb is not None:
-            x = x + self.pos_emb(start + torch.arange(length, device=tokens.device))
+            x = x + self._positions(self.pos_emb, start, length)
         for block in self.blocks:
             x = block(x, memory, rope, pos)
         return self.to_logits(self.norm(x))
+
+    @staticmethod
+    def _positions(table: nn.Embedding, start: int | Tensor, length: int) -> Tensor:
+        """Learned positions start..start+length-1: a slice of the table when decoding in Python
+        (no index tensor to build each step), an index where `start` is an exported step's
+        input, so that it stays an input of the graph."""
+        if isinstance(start, Tensor):
+            return table(start + torch.arange(length, device=start.device))
+        return table.weight[start : start + length]
 
     def setup_cache(self, memory: Tensor, max_length: int | None = None) -> None:
         """Compute the memory's keys/values once and preallocate self-attention caches."""
