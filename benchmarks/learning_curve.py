@@ -1,5 +1,5 @@
 """What training time buys: held-out CER against training minutes, per recipe, from the curve
-checkpoints a run saves on the way (`make train ARGS="+callbacks=curve"` saves one every
+checkpoints a run saves on the way (`make train ARGS="callbacks=curve"` saves one every
 `every_n_train_steps`) and its best checkpoint.
 
 Each checkpoint is read on the plain and the scan-like held-out sets (`benchmarks.heldout`).
