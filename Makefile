@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install train sweep test check lint fonts generate download info bench lm predict serve loadtest clean
+.PHONY: help install train sweep test check docs lint fonts generate download info bench lm predict serve loadtest clean
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -40,8 +40,11 @@ sweep: generate ## an Optuna sweep of the default experiment: make sweep ARGS="h
 test: $(STAMP) ## run the test suite (what CI runs)
 	$(BIN)/python -m pytest -q
 
-check: $(STAMP) ## nox: lint, typecheck and tests
+check: $(STAMP) ## nox: lint, typecheck, tests and the docs build
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/nox
+
+docs: $(STAMP) ## build the documentation site into site/ (strict); preview it: make docs ARGS=serve
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs $(or $(ARGS),build --strict)
 
 bench: $(STAMP) ## decode, training-step and prediction speed, and with CKPT=... reading quality
 	$(BIN)/python -m benchmarks.decode
