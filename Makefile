@@ -46,12 +46,13 @@ check: $(STAMP) ## nox: lint, typecheck, tests and the docs build
 docs: $(STAMP) ## build the documentation site into site/ (strict); preview it: make docs ARGS=serve
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs $(or $(ARGS),build --strict)
 
-bench: $(STAMP) ## decode, training-step and prediction speed, and with CKPT=... reading quality
+bench: $(STAMP) ## decode, training-step and prediction speed; with CKPT=... quality and held-out sets
 	$(BIN)/python -m benchmarks.decode
 	$(BIN)/python -m benchmarks.train
 	$(BIN)/python -m benchmarks.predict
-	@if [ -n "$(CKPT)" ]; then $(BIN)/python -m benchmarks.quality --checkpoint $(CKPT) $(ARGS); \
-	else echo "quality (greedy, beam, beam + LM, int8): make bench CKPT=runs/<run>/checkpoints/best.ckpt"; fi
+	@if [ -n "$(CKPT)" ]; then $(BIN)/python -m benchmarks.quality --checkpoint $(CKPT) $(ARGS) && \
+	$(BIN)/python -m benchmarks.heldout --checkpoint $(CKPT); \
+	else echo "quality (greedy, beam, beam + LM, int8) and the held-out sets: make bench CKPT=runs/<run>/checkpoints/best.ckpt"; fi
 
 lm: $(STAMP) ## the default character language model, from the synthetic text: data/lm/synthetic.arpa
 	$(BIN)/text-recognizer lm train --order 6 --out data/lm/synthetic.arpa

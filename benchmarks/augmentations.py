@@ -5,7 +5,7 @@ default's plain one and one rendered with all six kinds (a scan-like one).
 Each arm is a real `main.py` run of the default experiment (its own rendered data, validation
 picking best.ckpt), so it costs a few minutes on 2 cores; the test sets are the default
 experiment's lines. Results go to `benchmarks/results/augmentations.json`. `--smoke` trains
-the plain arm for 2 steps on 16 lines, with 8 lines to validate and test.
+the plain arm for 2 steps on 16 lines, with 2 lines to validate and test.
 
     python -m benchmarks.augmentations [--arms none,glyph,ink] [--steps 2000] [--train-size 8000]
 """
@@ -50,7 +50,7 @@ SMOKE = Settings(
     arms="none",
     steps=2,
     train_size=16,
-    overrides=("datamodule.val_size=8", "datamodule.test_size=8"),
+    overrides=("datamodule.val_size=2", "datamodule.test_size=2"),
 )
 
 

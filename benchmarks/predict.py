@@ -10,7 +10,8 @@ page's decoding costs about its output length over 128 times as much; `decode.js
 it). Lines are rendered as the line datamodule renders its own (its height, width, text length
 and variation), cropped per batch as in validation; pages are noise of the page datamodule's
 size (their size, not their content, sets the cost).
-`python -m benchmarks.predict --smoke` reads one image of each a few tokens deep.
+`python -m benchmarks.predict --smoke` reads one image of each a few tokens deep, eager only (the
+ONNX export has its own tests: tests/test_export.py).
 """
 
 import argparse
@@ -83,10 +84,11 @@ class Kind:
     repeats: int
     count: int
     batches: tuple[int, ...]
+    onnx: bool = True  # the exported runtimes too (an export costs a minute on 2 cores)
 
     def smoke(self) -> Self:
-        """One image, a few tokens deep: checks the code in seconds."""
-        return dataclasses.replace(self, tokens=4, repeats=1, count=1, batches=(1,))
+        """One image, a few tokens deep, eager: checks the code in seconds."""
+        return dataclasses.replace(self, tokens=4, repeats=1, count=1, batches=(1,), onnx=False)
 
 
 KINDS = {
@@ -95,9 +97,11 @@ KINDS = {
 }
 
 
-def recognizers(composed: Experiment, tokens: int, folder: Path) -> dict[str, Recognizer]:
-    """The network in eager fp32 and int8, and its ONNX export in fp32 and int8, reading through
-    the transform a checkpoint of the experiment records."""
+def recognizers(
+    composed: Experiment, tokens: int, folder: Path, onnx: bool = True
+) -> dict[str, Recognizer]:
+    """The network in eager fp32 and int8, and with `onnx` its export into `folder` in fp32 and
+    int8, reading through the transform a checkpoint of the experiment records."""
     network = composed.network()
     with torch.no_grad():  # never end: every image costs exactly `tokens` steps
         network.decoder.to_logits.bias[network.end_index] = float("-inf")
@@ -107,9 +111,10 @@ def recognizers(composed: Experiment, tokens: int, folder: Path) -> dict[str, Re
         "eager": eager,
         "eager_int8": TextRecognizer(network, spec, max_length=tokens, quantize="int8"),
     }
-    for name, quantize in (("onnx", None), ("onnx_int8", "int8")):
-        export(eager, "onnx", folder / name, quantize)
-        found[name] = ExportedRecognizer(folder / name, max_length=tokens)
+    if onnx:
+        for name, quantize in (("onnx", None), ("onnx_int8", "int8")):
+            export(eager, "onnx", folder / name, quantize)
+            found[name] = ExportedRecognizer(folder / name, max_length=tokens)
     return found
 
 
@@ -118,7 +123,7 @@ def measure(name: str, kind: Kind, composed: Experiment) -> list[dict[str, Any]]
     images = kind.images(composed, kind.count)
     rows = []
     with tempfile.TemporaryDirectory() as folder:
-        for runtime, recognizer in recognizers(composed, tokens, Path(folder)).items():
+        for runtime, recognizer in recognizers(composed, tokens, Path(folder), kind.onnx).items():
             for batch in kind.batches:
                 read = functools.partial(recognizer.predict_batch, images, batch)
                 seconds = best_of(read, kind.repeats)

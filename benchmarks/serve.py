@@ -8,8 +8,8 @@ lasts `--seconds`. It reports p50/p95/p99 latency and requests/s per phase (Locu
 over HTTP end to end), the 5xx answers each server counted in /metrics, and whether a server
 process ended, and writes `benchmarks/results/serve.json`. Before the servers start, the
 decoder's own speed on the same lines, alone and in batches of 16, is measured in this process:
-the ceiling the HTTP figures are read against. `--smoke` runs 3 s phases at 1 and 2 users on 8
-lines: it checks the code.
+the ceiling the HTTP figures are read against. `--smoke` runs 2 s phases at 2 users (each mode,
+then the bad inputs) on 8 lines: it checks the code.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class Settings:
 
 
 FULL = Settings(seconds=20, users=(1, 8, 32), lines=200, in_process_lines=64)
-SMOKE = Settings(seconds=3, users=(1, 2), lines=8, in_process_lines=4)
+SMOKE = Settings(seconds=2, users=(2,), lines=8, in_process_lines=4)
 
 
 def test_lines(checkpoint: Path, count: int) -> list[np.ndarray]:

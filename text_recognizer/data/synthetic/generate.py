@@ -3,18 +3,19 @@
 The file name carries a digest of every parameter that changes its bytes, so a changed config
 writes a new file instead of silently reusing a stale one, and the same config is never rendered
 twice. Work is split into chunks seeded by (seed, split, chunk), so the bytes do not depend on the
-number of worker processes.
+number of worker processes, nor on whether there are any.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
+import math
 import multiprocessing
-import multiprocessing.pool
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,9 +105,13 @@ class SyntheticLinesConfig:
         return (root or data_root()) / "processed" / "synthetic_lines" / f"lines-{self.digest()}.h5"
 
 
-def _render_chunk(
-    args: tuple[SyntheticLinesConfig, str, int, int],
-) -> tuple[np.ndarray, list[str], list[int]]:
+# A chunk to render (config, split, start, count), and the images, texts and font ids it yields.
+Task = tuple[SyntheticLinesConfig, str, int, int]
+Chunk = tuple[np.ndarray, list[str], list[int]]
+Mapper = Callable[[Callable[[Task], Chunk], Iterable[Task]], Iterator[Chunk]]
+
+
+def _render_chunk(args: Task) -> Chunk:
     """Render `count` lines of `split` starting at `start`, seeded by the chunk alone.
 
     Each line picks a family uniformly, then one of its files, so families with many weights
@@ -180,29 +185,38 @@ def generate(
                         f"font {font.name} cannot draw {''.join(sorted(font.missing))!r}: "
                         "its lines avoid those characters"
                     )
-        workers = workers or min(multiprocessing.cpu_count(), 8)
+        # A split's chunks are rendered side by side: more workers than the most would idle.
+        chunks = max(math.ceil(config.size(split) / CHUNK) for split in SPLITS)
+        workers = workers or min(multiprocessing.cpu_count(), 8, chunks)
         started = time.perf_counter()
         total = sum(config.size(s) for s in SPLITS)
         with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
             f.attrs["config"] = json.dumps(dataclasses.asdict(config), default=list)
             with (
-                multiprocessing.get_context("spawn").Pool(workers) as pool,
+                _mapper(workers) as imap,
                 tqdm(total=total, desc=f"rendering {path.name}", unit="line") as bar,
             ):
                 for split in SPLITS:
-                    _write_split(f, config, split, pool, bar)
+                    _write_split(f, config, split, imap, bar)
             f.attrs["digest"] = config.digest()
         seconds = time.perf_counter() - started
         print(f"wrote {total} lines to {path} in {seconds:.1f} s ({total / seconds:.0f} lines/s)")
     return path
 
 
+@contextlib.contextmanager
+def _mapper(workers: int) -> Iterator[Mapper]:
+    """`imap` over `workers` spawned processes, or with one, this process's `map`: a spawned
+    worker imports the library afresh, seconds that a dataset of a chunk a split never earns."""
+    if workers == 1:
+        yield map
+        return
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        yield pool.imap
+
+
 def _write_split(
-    f: h5py.File,
-    config: SyntheticLinesConfig,
-    split: str,
-    pool: multiprocessing.pool.Pool,
-    bar: tqdm,
+    f: h5py.File, config: SyntheticLinesConfig, split: str, imap: Mapper, bar: tqdm
 ) -> None:
     size = config.size(split)
     group = f.create_group(split)
@@ -219,7 +233,7 @@ def _write_split(
     font_ids: list[int] = []
     tasks = [(config, split, start, min(CHUNK, size - start)) for start in range(0, size, CHUNK)]
     for (_, _, start, count), (chunk, chunk_texts, chunk_fonts) in zip(
-        tasks, pool.imap(_render_chunk, tasks), strict=True
+        tasks, imap(_render_chunk, tasks), strict=True
     ):
         images[start : start + count] = chunk
         texts += chunk_texts
