@@ -47,6 +47,8 @@ SMOKE = ["test_size=8"]
 def datamodule(name: str, smoke: bool = False) -> SyntheticLines:
     built = configured("synthetic_lines", [*TEST_ONLY, *SETS[name], *(SMOKE if smoke else [])])()
     assert isinstance(built, SyntheticLines)
+    if built.config.sentences and not built.config.text_sentences():
+        raise SystemExit(f"heldout: the {name!r} set needs the English sentences: run `make fonts`")
     return built
 
 
