@@ -31,7 +31,7 @@ from benchmarks.common import (
 )
 from text_recognizer.data.base import BaseDataModule
 from text_recognizer.data.synthetic.render import KINDS
-from text_recognizer.inference import TextRecognizer
+from text_recognizer.inference import load_recognizer
 from text_recognizer.inference.evaluate import evaluate
 
 
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     for arm in arms:
         started = time.perf_counter()
         run = train(arm, steps, train_size, settings.overrides, args.runs)
-        recognizer = TextRecognizer.from_pretrained(str(run / "checkpoints" / "best.ckpt"))
+        recognizer = load_recognizer(str(run / "checkpoints" / "best.ckpt"))
         metrics = json.loads((run / "metrics.json").read_text())
         row: dict[str, Any] = {
             "arm": arm,

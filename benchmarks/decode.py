@@ -41,7 +41,7 @@ from benchmarks.common import (
 )
 from benchmarks.predict import line_images, recognizers
 from text_recognizer.decode import greedy_decode, greedy_decode_reference
-from text_recognizer.inference.export import ExportedRecognizer
+from text_recognizer.inference.models.exported import ExportedRecognizer
 from text_recognizer.inference.quantize import quantize_network
 from text_recognizer.network import ConvTransformer
 

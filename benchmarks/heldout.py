@@ -30,7 +30,7 @@ from benchmarks.common import (
 )
 from text_recognizer.data.registry import configured
 from text_recognizer.data.synthetic_lines import SyntheticLines
-from text_recognizer.inference import TextRecognizer
+from text_recognizer.inference import load_recognizer
 from text_recognizer.inference.evaluate import evaluate
 
 # Each set as overrides of the default datamodule; only its test split is read, and a split's
@@ -54,7 +54,7 @@ def datamodule(name: str, smoke: bool = False) -> SyntheticLines:
 
 def read(checkpoint: Path, sets: list[str], smoke: bool = False) -> dict[str, Any]:
     """Greedy CER and per-family CER of `checkpoint` on each set; reports go beside it."""
-    recognizer = TextRecognizer.from_pretrained(str(checkpoint))
+    recognizer = load_recognizer(str(checkpoint))
     results: dict[str, Any] = {"checkpoint": checkpoint_name(checkpoint)}
     for name in sets:
         out = checkpoint.with_name(f"{checkpoint.stem}-heldout-{name}")

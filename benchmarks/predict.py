@@ -42,8 +42,8 @@ from text_recognizer.data.synthetic.fonts import load_fonts
 from text_recognizer.data.synthetic.render import Augmentation, render_line
 from text_recognizer.data.synthetic.text import sample_line
 from text_recognizer.data.synthetic_lines import SyntheticLines
-from text_recognizer.inference import Recognizer, TextRecognizer
-from text_recognizer.inference.export import ExportedRecognizer, export
+from text_recognizer.inference import Recognizer, TextRecognizer, load_recognizer
+from text_recognizer.inference.export import export
 
 # One packaged font, so that the lines do not depend on the fonts a machine has fetched.
 LINE_FONT = "kalam"
@@ -114,7 +114,7 @@ def recognizers(
     if onnx:
         for name, quantize in (("onnx", None), ("onnx_int8", "int8")):
             export(eager, "onnx", folder / name, quantize)
-            found[name] = ExportedRecognizer(folder / name, max_length=tokens)
+            found[name] = load_recognizer(folder / name, max_length=tokens)
     return found
 
 

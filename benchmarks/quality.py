@@ -27,10 +27,10 @@ from benchmarks.common import (
     results_folder,
     write,
 )
-from text_recognizer.cli import SYNTHETIC_LINES, synthetic_corpus
+from text_recognizer.data.lm_corpus import SYNTHETIC_LINES, synthetic_corpus
 from text_recognizer.data.paths import data_root
 from text_recognizer.decode import BeamOptions
-from text_recognizer.inference import TextRecognizer
+from text_recognizer.inference import Recognizer, load_recognizer
 from text_recognizer.lm import LM_WEIGHT, load_token_lm, train, write_arpa
 
 BATCH = 8
@@ -60,7 +60,7 @@ def default_lm(lines: int, order: int) -> Path:
 
 
 def read(
-    recognizer: TextRecognizer, images: list[Any], texts: list[str], beam: BeamOptions | None
+    recognizer: Recognizer, images: list[Any], texts: list[str], beam: BeamOptions | None
 ) -> dict[str, float]:
     fitted = [recognizer.fit(image) for image in images]
     began = time.perf_counter()
@@ -86,8 +86,8 @@ def main(argv: list[str] | None = None) -> None:
     lines = args.lines or settings.lines
     if args.threads:
         torch.set_num_threads(args.threads)
-    fp32 = TextRecognizer.from_checkpoint(args.checkpoint)
-    int8 = TextRecognizer.from_checkpoint(args.checkpoint, quantize="int8")
+    fp32 = load_recognizer(args.checkpoint)
+    int8 = load_recognizer(args.checkpoint, quantize="int8")
     datamodule = fp32.spec.build_datamodule(args.checkpoint)
     datamodule.prepare_data()
     datamodule.setup("test")

@@ -45,9 +45,9 @@ from benchmarks.common import (
 )
 from text_recognizer.data.processed import reading
 from text_recognizer.data.synthetic_lines import SyntheticLines
-from text_recognizer.inference import TextRecognizer
-from text_recognizer.inference.checkpoint import load_checkpoint
+from text_recognizer.inference import load_recognizer
 from text_recognizer.serve.server import default_threads
+from text_recognizer.spec import read_checkpoint
 
 BAD_USERS, BAD_FRACTION = 32, 0.1
 MODES = {"on": 32, "off": 1}  # batching: the server's --max-batch
@@ -71,7 +71,7 @@ SMOKE = Settings(seconds=2, users=(2,), lines=8, in_process_lines=4)
 def test_lines(checkpoint: Path, count: int) -> list[np.ndarray]:
     """Lines of the synthetic test split the checkpoint's datamodule names (the default
     experiment's, if it was trained on another), from the data root: nothing is rendered here."""
-    spec = load_checkpoint(checkpoint)[1]
+    spec = read_checkpoint(checkpoint)[1]
     datamodule = spec.build_datamodule(checkpoint) if spec.datamodule else None
     if not isinstance(datamodule, SyntheticLines):
         datamodule = experiment(*LINES).datamodule
@@ -210,7 +210,7 @@ def in_process(
     of 16 as a server gets them (the lines in their order, each batch cropped to its widest and
     decoded until its longest ends). No HTTP, no other process: the ceiling of the figures."""
     torch.set_num_threads(threads)
-    recognizer = TextRecognizer.from_checkpoint(checkpoint)
+    recognizer = load_recognizer(checkpoint)
     fitted = [recognizer.fit(line) for line in lines[:count]]
     recognizer.predict_fitted(fitted[:4])
     result: dict[str, Any] = {"threads": threads, "lines": len(fitted)}

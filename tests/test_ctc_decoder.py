@@ -22,7 +22,7 @@ from text_recognizer import cli
 from text_recognizer.ctc_search import best_path, prefix_beam_search
 from text_recognizer.data.synthetic_lines import SyntheticLines
 from text_recognizer.decode import BeamOptions, searched
-from text_recognizer.inference import TextRecognizer
+from text_recognizer.inference import load_recognizer
 from text_recognizer.lm import LanguageModelScorer
 from text_recognizer.serve.model import load_model
 from text_recognizer.spec import CHECKPOINT_KEY
@@ -136,7 +136,7 @@ def test_the_language_model_changes_the_choice() -> None:
 
 def _ctc_readings(tiny: Tiny, images: list[np.ndarray], width: int = 1) -> list[str]:
     """What the network's CTC head reads of `images` as one evaluation batch."""
-    recognizer = TextRecognizer.from_checkpoint(tiny.checkpoint)
+    recognizer = load_recognizer(tiny.checkpoint)
     batch = recognizer.transform.batch([recognizer.fit(image) for image in images])
     with torch.inference_mode():
         log_probs = recognizer.network.ctc_log_probs(batch)
@@ -178,8 +178,8 @@ def test_predict_and_evaluate_read_with_the_ctc_head_alone(
     assert code == 0, err
     report = json.loads((out_dir / "report.json").read_text())
     data = tiny_lines.data_test
-    ctc = TextRecognizer.from_checkpoint(ckpt, decoder="ctc").predict_batch(list(data.images))
-    joint = TextRecognizer.from_checkpoint(ckpt).predict_batch(list(data.images))
+    ctc = load_recognizer(ckpt, decoder="ctc").predict_batch(list(data.images))
+    joint = load_recognizer(ckpt).predict_batch(list(data.images))
     assert [row["prediction"] for row in report["rows"]] == ctc != joint
     assert report["decoder"] == "ctc"
 
@@ -223,7 +223,7 @@ def test_an_export_for_the_ctc_decoder_reads_as_the_checkpoint_does(
     code, _, err = run_cli(capsys, "export", *argv)
     assert code == 0, err
     manifest = json.loads((out / "model.json").read_text())
-    assert manifest["decoder"] == "ctc" and manifest["format_version"] == 3
+    assert manifest["decoder"] == "ctc" and manifest["format_version"] == 4
     assert list(manifest["files"]) == ["encoder"] and "decoder_step" not in manifest
     assert manifest["encoder"]["outputs"] == ["ctc_log_probs"]
     folder = save_pngs(tmp_path / "lines", lines(tiny_checkpoint))[0].parent

@@ -26,7 +26,7 @@ from torchmetrics.functional.text import char_error_rate
 from text_recognizer import cli
 from text_recognizer.data.documents import read_document
 from text_recognizer.data.documents.images import line_image, page_pixels
-from text_recognizer.inference import TextRecognizer
+from text_recognizer.inference import load_recognizer
 from text_recognizer.spec import CHECKPOINT_KEY
 
 predict = functools.partial(run_cli, main=cli.main)
@@ -77,7 +77,7 @@ def test_predict_writes_each_page_back_with_its_readings(
     assert stdout.splitlines()[0].startswith(
         f"{pages[0]}\t-> {out / 'page2013.xml'} (2 lines, cer "
     )
-    recognizer = TextRecognizer.from_checkpoint(checkpoint, max_length=8)
+    recognizer = load_recognizer(checkpoint, max_length=8)
     for page in pages:
         original, written = page.read_text(), (out / page.name).read_text()
         unchanged(original, written)

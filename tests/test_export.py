@@ -11,13 +11,20 @@ from typing import NamedTuple
 import numpy as np
 import pytest
 import torch
+from fake_documents import lines_of, write_page
 from PIL import Image
 from tiny_recognizer import TEXTS, Tiny, render
+from torchmetrics.functional.text import char_error_rate
 
 from text_recognizer import cli
+from text_recognizer.data.documents import read_document
+from text_recognizer.data.documents.images import line_image, page_pixels
 from text_recognizer.decode import BeamOptions
-from text_recognizer.inference import TextRecognizer
-from text_recognizer.inference.export import ExportedRecognizer, export
+from text_recognizer.inference import load_recognizer
+from text_recognizer.inference.documents import labels
+from text_recognizer.inference.export import export
+from text_recognizer.inference.models.exported import ExportedRecognizer
+from text_recognizer.spec import CHECKPOINT_KEY
 
 
 class Exported(NamedTuple):
@@ -32,9 +39,9 @@ class Exported(NamedTuple):
 def exported(
     request: pytest.FixtureRequest, tiny_checkpoint: Tiny, tmp_path_factory: pytest.TempPathFactory
 ) -> Exported:
-    recognizer = TextRecognizer.from_checkpoint(tiny_checkpoint.checkpoint)
+    recognizer = load_recognizer(tiny_checkpoint.checkpoint)
     folder = tmp_path_factory.mktemp("exported") / request.param
-    return Exported(request.param, export(recognizer, request.param, folder).parent)
+    return Exported(request.param, export(recognizer, request.param, folder)[-1].parent)
 
 
 def images(tiny: Tiny) -> list[np.ndarray]:
@@ -46,7 +53,7 @@ def images(tiny: Tiny) -> list[np.ndarray]:
 def test_exported_files_read_the_same_text_as_the_network(
     tiny_checkpoint: Tiny, exported: Exported
 ) -> None:
-    eager = TextRecognizer.from_checkpoint(tiny_checkpoint.checkpoint)
+    eager = load_recognizer(tiny_checkpoint.checkpoint)
     exported_recognizer = ExportedRecognizer(exported.folder)
     inputs = images(tiny_checkpoint)
     expected = eager.predict_batch(inputs, batch_size=4)
@@ -62,7 +69,7 @@ def test_exported_beam_search_reads_what_the_networks_reads(
 ) -> None:
     """The same beam search on the exported step: its cache is reordered between steps."""
     beam = BeamOptions(3)
-    eager = TextRecognizer.from_checkpoint(tiny_checkpoint.checkpoint, beam=beam)
+    eager = load_recognizer(tiny_checkpoint.checkpoint, beam=beam)
     inputs = images(tiny_checkpoint)
     expected = eager.predict_batch(inputs, batch_size=4)
     assert ExportedRecognizer(exported.folder, beam=beam).predict_batch(inputs, 4) == expected
@@ -73,7 +80,7 @@ def test_exported_step_logits_match_teacher_forcing(
 ) -> None:
     """Feed the eager decoder's own tokens through the exported encoder and step: every step's
     logits equal the full (uncached) teacher-forced pass's, and the cache grows by one."""
-    eager = TextRecognizer.from_checkpoint(tiny_checkpoint.checkpoint)
+    eager = load_recognizer(tiny_checkpoint.checkpoint)
     runtime = ExportedRecognizer(exported.folder).runtime
     batch = eager.transform.batch([eager.transform.stem.fit(i) for i in images(tiny_checkpoint)])
     tokens = eager.decode(batch)
@@ -129,7 +136,7 @@ def test_an_export_of_format_1_still_reads_as_it_did(
     folder = tmp_path / "v1"
     shutil.copytree(exported.folder, folder)
     manifest = json.loads((folder / "model.json").read_text())
-    assert manifest["format_version"] == 3 and manifest.pop("decoder") == "joint"
+    assert manifest["format_version"] == 4 and manifest.pop("decoder") == "joint"
     assert manifest["transform"].pop("resize") == "height"
     (folder / "model.json").write_text(json.dumps({**manifest, "format_version": 1}))
     old, new = ExportedRecognizer(folder), ExportedRecognizer(exported.folder)
@@ -149,9 +156,7 @@ def test_export_from_the_command_line(
         f"wrote {out / 'README.md'}\n"  # the model card (tests/test_publish.py)
     )
     manifest = json.loads((out / "model.json").read_text())
-    assert (
-        manifest["tokenizer"]["charset"] == TextRecognizer.from_checkpoint(ckpt).tokenizer.charset
-    )
+    assert manifest["tokenizer"]["charset"] == load_recognizer(ckpt).tokenizer.charset
     assert manifest["transform"] == {
         "height": 32,
         "width": 640,
@@ -165,6 +170,37 @@ def test_export_from_the_command_line(
         "encoder.pt",
         "model.json",
     ]
+
+
+def test_an_export_normalises_and_scores_page_text_as_its_checkpoint_does(
+    tiny_checkpoint: Tiny, tmp_path: Path
+) -> None:
+    """A model whose labels were written in a Unicode form with a character map (a fine-tune
+    on documents with a `charset_map`) exports both, so the text of its pages becomes the same
+    labels with the export as with the checkpoint, and their readings score the same CER."""
+    checkpoint = torch.load(tiny_checkpoint.checkpoint, weights_only=True)
+    mapping = {"\u2044": "/"}  # NFKC writes ½ as 1, a fraction slash, 2
+    checkpoint[CHECKPOINT_KEY]["tokenizer"] |= {"normalization": "NFKC", "mapping": mapping}
+    fine_tune, out = tmp_path / "pages.ckpt", tmp_path / "exported"
+    torch.save(checkpoint, fine_tune)
+    cli.main(
+        ["export", "--checkpoint", str(fine_tune), "--format", "torchscript", "--out", str(out)]
+    )
+    tokenizer = json.loads((out / "model.json").read_text())["tokenizer"]
+    assert (tokenizer["normalization"], tokenizer["mapping"]) == ("NFKC", mapping)
+    fullwidth = "Stunde".translate({c: c + 0xFEE0 for c in range(0x21, 0x7F)})
+    page = write_page(tmp_path / "pages", "page", lines_of([f"½ {fullwidth}", "two"]))
+    document = read_document(page)
+    crops = [line_image(page_pixels(page, document.image), line) for line in document.lines]
+    scores = []
+    for model in (fine_tune, out):
+        recognizer = load_recognizer(model)
+        references = labels(document, recognizer.tokenizer, page)
+        assert references == {"l0": "1/2 Stunde", "l1": "two"}
+        scores.append(
+            float(char_error_rate(recognizer.predict_batch(crops), [*references.values()]))
+        )
+    assert scores[0] == scores[1]
 
 
 def test_a_broken_export_is_refused_in_one_line(

@@ -25,7 +25,7 @@ from text_recognizer import cli
 from text_recognizer.data.synthetic_lines import SyntheticLines
 from text_recognizer.data.synthetic_paragraphs import SyntheticParagraphs
 from text_recognizer.decode import greedy_decode
-from text_recognizer.inference import CheckpointError, TextRecognizer
+from text_recognizer.inference import CheckpointError, load_recognizer
 from text_recognizer.spec import CHECKPOINT_KEY, InferenceSpec
 from text_recognizer.tokenizer import Tokenizer
 
@@ -58,7 +58,7 @@ def png_header(path: Path, width: int, height: int) -> Path:
 def test_the_api_reads_the_lines_it_was_trained_on_from_paths_pil_and_arrays(
     tiny_checkpoint: Tiny, tmp_path: Path
 ) -> None:
-    recognizer = TextRecognizer.from_checkpoint(tiny_checkpoint.checkpoint)
+    recognizer = load_recognizer(tiny_checkpoint.checkpoint)
     images = tiny_checkpoint.images
     paths = save_pngs(tmp_path, images)
     inputs = [paths[0], Image.fromarray(images[1]), images[2], str(paths[3])]
@@ -71,7 +71,7 @@ def test_the_api_reads_the_lines_it_was_trained_on_from_paths_pil_and_arrays(
 def test_the_api_is_greedy_decode_on_the_validation_transform(tiny_checkpoint: Tiny) -> None:
     """On lines it never saw (another font), the text is exactly `greedy_decode`'s on the
     batch the datamodule's evaluation transform makes."""
-    recognizer = TextRecognizer.from_checkpoint(tiny_checkpoint.checkpoint)
+    recognizer = load_recognizer(tiny_checkpoint.checkpoint)
     unseen = render(["Brown dog", "tiny 9", "yes"], family="caveat")
     transform = synthetic_lines(**TINY_LINE_DATA).eval_transform  # the tiny model's lines
     tokens = greedy_decode(recognizer.network, transform.batch(unseen))
@@ -175,6 +175,14 @@ class Evil:
         return (open, (str(self.marker), "w"))
 
 
+def test_a_bad_beam_width_is_refused_before_anything_loads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = str(tmp_path / "missing.ckpt")
+    code, out, err = run_cli(capsys, "predict", "--checkpoint", missing, "--beam", "0", "x.png")
+    assert (code, out, err) == (1, "", "error: --beam: must be at least 1, got 0\n")
+
+
 def test_a_crafted_pickle_runs_no_code(
     tiny_checkpoint: Tiny, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -216,8 +224,8 @@ def test_a_format_1_checkpoint_still_loads_and_reads_as_it_did(
         "network": {**spec["network"], "encoder_dim": 32, "decoder_dim": 32},
         "transform": {k: v for k, v in spec["transform"].items() if k != "resize"},
     }
-    old = TextRecognizer.from_checkpoint(_tampered(tiny_checkpoint, tmp_path / "v1.ckpt", format_1))
-    new = TextRecognizer.from_checkpoint(tiny_checkpoint.checkpoint)
+    old = load_recognizer(_tampered(tiny_checkpoint, tmp_path / "v1.ckpt", format_1))
+    new = load_recognizer(tiny_checkpoint.checkpoint)
     assert old.spec.transform == new.spec.transform
     assert old.predict_batch(tiny_checkpoint.images) == new.predict_batch(tiny_checkpoint.images)
     # A page model of format 1 reads pages as it was trained on them: never scaled up.
@@ -297,7 +305,7 @@ def test_bad_checkpoints_are_refused_in_one_line_naming_the_problem(
         assert code == 1 and out == "", path
         assert err.startswith(f"error: {path}: {problem}") and err.count("\n") == 1, err
     with pytest.raises(CheckpointError, match="weights do not fit"):
-        TextRecognizer.from_checkpoint(tmp_path / "wider.ckpt")
+        load_recognizer(tmp_path / "wider.ckpt")
 
 
 def test_evaluate_reports_on_the_datamodule_the_model_was_trained_on(
@@ -314,7 +322,7 @@ def test_evaluate_reports_on_the_datamodule_the_model_was_trained_on(
     assert code == 0, err
     report = json.loads((out / "report.json").read_text())
     data = tiny_lines.data_test
-    expected = TextRecognizer.from_checkpoint(ckpt).predict_batch(list(data.images))
+    expected = load_recognizer(ckpt).predict_batch(list(data.images))
     assert report["datamodule"] == "SyntheticLines" and report["samples"] == len(data) == 16
     assert [r["target"] for r in report["rows"]] == data.texts
     assert [r["prediction"] for r in report["rows"]] == expected
@@ -407,7 +415,7 @@ def test_a_checkpoint_written_by_main_py_predicts_with_the_api_and_the_console_s
     )
     assert result.returncode == 0, result.stderr[-2000:]
     best = run_dir / "checkpoints" / "best.ckpt"
-    recognizer = TextRecognizer.from_checkpoint(best, max_length=8)
+    recognizer = load_recognizer(best, max_length=8)
     assert recognizer.spec.datamodule is not None
     assert recognizer.spec.datamodule["test_size"] == 8
     assert recognizer.transform.params() == {

@@ -21,8 +21,8 @@ from wandb_records import artifacts
 
 from text_recognizer import cli
 from text_recognizer.data.synthetic_lines import SyntheticLines
-from text_recognizer.inference import TextRecognizer
-from text_recognizer.inference.publish import CARD, CHECKPOINT, read_card
+from text_recognizer.inference import load_recognizer
+from text_recognizer.inference.models.publish import CARD, CHECKPOINT, read_card
 from text_recognizer.spec import read_checkpoint
 from training.run import run
 
@@ -100,14 +100,14 @@ def test_export_writes_a_checkpoint_and_a_card_with_the_measured_families(
     body = (out / CARD).read_text()
     for family, row in report["per_family"].items():
         assert f"| {family} | {row['samples']} | {row['cer']:.4f} |" in body
-    assert 'TextRecognizer.from_pretrained("exported")' in body
+    assert 'load_recognizer("exported")' in body
     # Only what inference needs: smaller than the training checkpoint, and it reads the same.
     slim = torch.load(out / CHECKPOINT, weights_only=True)
     assert "optimizer_states" not in slim
     assert (out / CHECKPOINT).stat().st_size < checkpoint.stat().st_size
     image = tiny_checkpoint.images[2]
-    original = TextRecognizer.from_checkpoint(checkpoint).predict(image)
-    assert TextRecognizer.from_pretrained(out).predict(image) == original
+    original = load_recognizer(checkpoint).predict(image)
+    assert load_recognizer(out).predict(image) == original
 
 
 def test_a_card_without_measurements_says_how_to_get_them(

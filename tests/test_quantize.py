@@ -12,8 +12,9 @@ import torch
 from tiny_recognizer import TEXTS, Tiny, render
 
 from text_recognizer import cli
-from text_recognizer.inference import TextRecognizer
-from text_recognizer.inference.export import ExportedRecognizer, export
+from text_recognizer.inference import load_recognizer
+from text_recognizer.inference.export import export
+from text_recognizer.inference.models.exported import ExportedRecognizer
 
 QUANTIZED = torch.ao.nn.quantized.dynamic.Linear
 
@@ -31,8 +32,8 @@ def test_int8_reads_what_fp32_reads_with_close_logits(tiny_checkpoint: Tiny) -> 
     encoder's and decoder's linear layers in turn; at the tiny model's widths (16 to 64) few
     products average those errors out, so single logits move by a few percent while the choice
     between them rarely does."""
-    fp32 = TextRecognizer.from_checkpoint(tiny_checkpoint.checkpoint)
-    int8 = TextRecognizer.from_checkpoint(tiny_checkpoint.checkpoint, quantize="int8")
+    fp32 = load_recognizer(tiny_checkpoint.checkpoint)
+    int8 = load_recognizer(tiny_checkpoint.checkpoint, quantize="int8")
     network = int8.network
     assert isinstance(network.decoder.blocks[0].ff.to_hidden, QUANTIZED)  # type: ignore[union-attr]
     assert any(isinstance(m, QUANTIZED) for m in network.encoder.modules())
@@ -61,9 +62,9 @@ def test_int8_reads_what_fp32_reads_with_close_logits(tiny_checkpoint: Tiny) -> 
 def test_an_int8_torchscript_export_reads_what_eager_int8_reads(
     tiny_checkpoint: Tiny, tmp_path: Path
 ) -> None:
-    eager = TextRecognizer.from_checkpoint(tiny_checkpoint.checkpoint, quantize="int8")
-    fp32 = TextRecognizer.from_checkpoint(tiny_checkpoint.checkpoint)
-    folder = export(fp32, "torchscript", tmp_path / "ts8", quantize="int8").parent
+    eager = load_recognizer(tiny_checkpoint.checkpoint, quantize="int8")
+    fp32 = load_recognizer(tiny_checkpoint.checkpoint)
+    folder = export(fp32, "torchscript", tmp_path / "ts8", quantize="int8")[-1].parent
     assert json.loads((folder / "model.json").read_text())["quantize"] == "int8"
     inputs = _inputs(tiny_checkpoint)
     assert ExportedRecognizer(folder).predict_batch(inputs) == eager.predict_batch(inputs)

@@ -24,8 +24,8 @@ from tiny_recognizer import Tiny
 
 from text_recognizer import cli
 from text_recognizer.data.download import ChecksumError, DownloadError, UnsafeArchiveError
-from text_recognizer.inference import TextRecognizer
-from text_recognizer.inference.references import CACHE_ENV, ModelReferenceError, resolve
+from text_recognizer.inference import TextRecognizer, load_recognizer
+from text_recognizer.inference.models.references import CACHE_ENV, ModelReferenceError, resolve
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
@@ -56,12 +56,10 @@ def test_an_https_zip_is_verified_cached_and_then_used_with_the_server_stopped(
     tiny_checkpoint: Tiny, tmp_path: Path, cache: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     archive = model_zip(tmp_path / "served", tiny_checkpoint)
-    expected = TextRecognizer.from_checkpoint(tiny_checkpoint.checkpoint).predict(
-        tiny_checkpoint.images[0]
-    )
+    expected = load_recognizer(tiny_checkpoint.checkpoint).predict(tiny_checkpoint.images[0])
     with serve(archive.parent) as server:
         reference = f"{server.url}/model.zip#sha256={sha256(archive)}"
-        recognizer = TextRecognizer.from_pretrained(reference)
+        recognizer = load_recognizer(reference)
         assert server.requests == ["/model.zip"]
     assert recognizer.predict(tiny_checkpoint.images[0]) == expected
     path = resolve(reference)  # the server is gone: the cached, verified copy is used
@@ -163,9 +161,9 @@ def test_hf_resolves_from_the_hub_cache_offline(tiny_checkpoint: Tiny, cache: Pa
     snapshot = hub_cache(cache / "hf", "someone/tiny", tiny_checkpoint.checkpoint)
     assert resolve("hf:someone/tiny") == snapshot / "best.ckpt"
     assert resolve(f"hf:someone/tiny@{COMMIT}") == snapshot / "best.ckpt"
-    recognizer = TextRecognizer.from_pretrained("hf:someone/tiny")
+    recognizer = load_recognizer("hf:someone/tiny")
     assert isinstance(recognizer, TextRecognizer)
-    expected = TextRecognizer.from_checkpoint(tiny_checkpoint.checkpoint)
+    expected = load_recognizer(tiny_checkpoint.checkpoint)
     image = tiny_checkpoint.images[1]
     assert recognizer.predict(image) == expected.predict(image)
 
@@ -276,7 +274,7 @@ def test_wandb_downloads_through_the_api_once_per_version(
     calls = len(fake_wandb.calls)
     assert resolve("wandb:me/hwr/model-abc:v3") == path  # a version never moves: no call
     assert len(fake_wandb.calls) == calls
-    assert isinstance(TextRecognizer.from_pretrained("wandb:me/hwr/model-abc:v3"), TextRecognizer)
+    assert isinstance(load_recognizer("wandb:me/hwr/model-abc:v3"), TextRecognizer)
 
 
 def test_wandb_a_moving_alias_is_asked_again_and_the_cache_serves_when_unreachable(

@@ -47,27 +47,14 @@ import traceback
 from pathlib import Path
 
 from text_recognizer.data.image_files import folder_images
-from text_recognizer.decode import DECODERS, BeamOptions, check_width
+from text_recognizer.data.lm_corpus import SYNTHETIC_LINES
+from text_recognizer.decode import DECODERS, BeamOptions
 from text_recognizer.errors import REPORTED, ImageError, InferenceError
-from text_recognizer.inference.images import read_image
+from text_recognizer.inference.models import checkpoint_file, load_recognizer
 from text_recognizer.inference.quantize import QUANTIZATIONS
 from text_recognizer.inference.recognizer import Recognizer, TextRecognizer
 from text_recognizer.lm import LM_WEIGHT
 from text_recognizer.serve.settings import Settings
-
-POOL_BATCHES = 16  # images are read this many batches at a time, then sorted by width
-SYNTHETIC_LINES = 40_000  # the default language model's corpus: about 1.8M characters
-SYNTHETIC_SEED = (14, 6)  # a stream of its own: the rendered datasets seed (seed, split, chunk)
-
-
-def synthetic_corpus(lines: int) -> list[str]:
-    """Text from the synthetic lines' own source (`sample_line`), drawn apart from any split."""
-    import numpy as np
-
-    from text_recognizer.data.synthetic.text import sample_line
-
-    rng = np.random.default_rng(SYNTHETIC_SEED)
-    return [sample_line(rng) for _ in range(lines)]
 
 
 def _report(error: BaseException, debug: bool) -> None:
@@ -76,49 +63,19 @@ def _report(error: BaseException, debug: bool) -> None:
     print(f"error: {error}", file=sys.stderr, flush=True)
 
 
-def _recognizer(args: argparse.Namespace) -> Recognizer:
-    recognizer = _network_or_export(args)
-    recognizer.set_beam(_beam(args, recognizer))
-    return recognizer
-
-
-def _network_or_export(args: argparse.Namespace) -> Recognizer:
-    if getattr(args, "model", None):
-        if args.device != "cpu":
-            raise InferenceError("--device", "exported models run on the CPU here")
-        if args.quantize:
-            raise InferenceError("--quantize", "quantize at export: export --quantize int8")
-        from text_recognizer.inference.export import ExportedRecognizer
-
-        try:
-            return ExportedRecognizer(
-                args.model, args.max_length, args.batch_size, decoder=args.decoder
-            )
-        except ModuleNotFoundError as error:
-            raise InferenceError(args.model, _missing_extra(error)) from error
-    return TextRecognizer.from_checkpoint(
-        args.checkpoint,
+def _recognizer(args: argparse.Namespace, reference: str | Path) -> Recognizer:
+    """The model with the options `predict` and `evaluate` share."""
+    beam = BeamOptions(args.beam, lm_weight=args.lm_weight)  # refused before anything loads
+    return load_recognizer(
+        reference,
         args.device,
         getattr(args, "max_length", None),
         args.batch_size,
-        quantize=args.quantize,
-        decoder=args.decoder,
+        beam,
+        args.lm,
+        args.quantize,
+        args.decoder,
     )
-
-
-def _beam(args: argparse.Namespace, recognizer: Recognizer) -> BeamOptions:
-    """--beam, --lm and --lm-weight as beam search options (`set_beam` reads width 1 without a
-    language model as greedy)."""
-    check_width(args.beam)  # before a language model takes seconds to load
-    if args.lm is None:
-        return BeamOptions(args.beam)
-    from text_recognizer.lm import load_token_lm
-
-    return BeamOptions(args.beam, load_token_lm(args.lm, recognizer.tokenizer), args.lm_weight)
-
-
-def _missing_extra(error: ModuleNotFoundError) -> str:
-    return f"needs {error.name}: pip install 'text-recognizer[export]'"
 
 
 def _expand(images: list[str], debug: bool) -> tuple[list[Path], bool]:
@@ -140,35 +97,22 @@ def _predict(args: argparse.Namespace) -> int:
     documents = [Path(p) for p in args.images if Path(p).suffix.lower() == ".xml"]
     if documents and not args.out:
         raise InferenceError("--out", f"give a folder to write the readings of {documents[0]} to")
-    recognizer = _recognizer(args)
+    recognizer = _recognizer(args, args.model or args.checkpoint)
     failed = _documents(recognizer, documents, args) if documents else False
     paths, missing = _expand([p for p in args.images if Path(p) not in documents], args.debug)
     failed |= missing
-    pool = POOL_BATCHES * recognizer.batch_size
-    for start in range(0, len(paths), pool):
-        chunk = paths[start : start + pool]
-        images, errors = {}, {}
-        for i, path in enumerate(chunk):
-            try:
-                images[i] = read_image(path)
-            except ImageError as error:
-                errors[i] = error
-        read = recognizer.predict_timed(list(images.values()))
-        predictions = dict(zip(images, read, strict=True))
-        for i, path in enumerate(chunk):
-            if i in errors:
-                failed = True
-                _report(errors[i], args.debug)
-                if args.json:
-                    print(json.dumps({"path": str(path), "error": errors[i].problem}), flush=True)
-                continue
-            text, seconds = predictions[i].text, predictions[i].seconds
+    for path, read in recognizer.predict_files(paths):
+        if isinstance(read, ImageError):
+            failed = True
+            _report(read, args.debug)
             if args.json:
-                record = {"path": str(path), "text": text, "seconds": round(seconds, 6)}
-                print(json.dumps(record), flush=True)
-            else:  # one line per image: a paragraph's newlines are written as \n
-                one_line = text.replace("\n", "\\n")
-                print(f"{path}\t{one_line}", flush=True)
+                print(json.dumps({"path": str(path), "error": read.problem}), flush=True)
+        elif args.json:
+            record = {"path": str(path), "text": read.text, "seconds": round(read.seconds, 6)}
+            print(json.dumps(record), flush=True)
+        else:  # one line per image: a paragraph's newlines are written as \n
+            one_line = read.text.replace("\n", "\\n")
+            print(f"{path}\t{one_line}", flush=True)
     return 1 if failed else 0
 
 
@@ -200,18 +144,18 @@ def _documents(recognizer: Recognizer, documents: list[Path], args: argparse.Nam
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from text_recognizer.inference.evaluate import datamodule_named, evaluate
+    from text_recognizer.inference.evaluate import datamodule_named, evaluate, report_folder
 
-    recognizer = _recognizer(args)
-    assert isinstance(recognizer, TextRecognizer)
+    checkpoint = checkpoint_file(args.checkpoint, "evaluate")
+    recognizer = _recognizer(args, checkpoint)
+    assert isinstance(recognizer, TextRecognizer)  # what a checkpoint loads as
     datamodule = (
         datamodule_named(args.datamodule)
         if args.datamodule
-        else recognizer.spec.build_datamodule(args.checkpoint)
+        else recognizer.spec.build_datamodule(checkpoint)
     )
     name = type(datamodule).__name__
-    checkpoint = Path(args.checkpoint)
-    out = Path(args.out) if args.out else checkpoint.with_name(f"{checkpoint.stem}-{name}-test")
+    out = Path(args.out) if args.out else report_folder(args.checkpoint, checkpoint, name)
     report = evaluate(recognizer, datamodule, out, args.worst, source=str(checkpoint))
     print(f"{name} test: {report['samples']} samples in {report['seconds']:.1f} s")
     print(f"cer {report['cer']:.4f}  wer {report['wer']:.4f}")
@@ -229,77 +173,35 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    recognizer = TextRecognizer.from_checkpoint(args.checkpoint, decoder=args.decoder)
-    try:
-        from text_recognizer.inference.export import export
+    from text_recognizer.inference.models.publish import export_model
 
-        manifest = export(recognizer, args.format, Path(args.out), args.quantize)
-    except ModuleNotFoundError as error:
-        raise InferenceError(f"--format {args.format}", _missing_extra(error)) from error
-    files = json.loads(manifest.read_text())["files"]
-    print(f"wrote {', '.join(str(Path(args.out) / f) for f in files.values())} and {manifest}")
-    return 0
-
-
-def _locate(args: argparse.Namespace) -> None:
-    """Turn a model reference in --checkpoint or --model into the local checkpoint or exported
-    folder it names (fetched into the cache if remote), so the commands only see paths."""
-    from text_recognizer.inference.references import resolve
-
-    reference = getattr(args, "model", None) or args.checkpoint
-    path = resolve(reference)
-    if not path.exists():
-        return  # a missing local path: the command names it
-    if path.is_dir() and args.command in ("evaluate", "export"):
-        raise InferenceError(reference, f"is an exported model; {args.command} needs a checkpoint")
-    if args.command == "evaluate" and not args.out and str(path) != str(reference):
-        args.out = f"{path.stem}-test"  # not beside a checkpoint in the cache
-    args.model, args.checkpoint = (str(path), None) if path.is_dir() else (None, str(path))
-
-
-def _export_with_card(args: argparse.Namespace) -> int:
-    """`export` in the format asked for, then the model card beside it."""
-    from text_recognizer.inference.publish import evaluation_of, export_checkpoint, write_card
-    from text_recognizer.spec import read_checkpoint
-
-    checkpoint, out = Path(args.checkpoint), Path(args.out)
-    if args.format == "checkpoint" and args.decoder == "ctc":
-        raise InferenceError(
-            "--decoder ctc",
-            "exports the encoder and CTC head as a graph: give --format onnx or torchscript (a "
-            "checkpoint reads with either decoder: predict --decoder ctc)",
-        )
-    if args.format == "checkpoint":
-        print(f"wrote {export_checkpoint(checkpoint, out)}")
-    elif code := _export(args):
-        return code
-    _, spec = read_checkpoint(checkpoint)
-    print(f"wrote {write_card(out, spec, args.format, evaluation_of(checkpoint), args.license)}")
+    checkpoint = checkpoint_file(args.checkpoint, "export")
+    files, card = export_model(
+        checkpoint, args.format, Path(args.out), args.quantize, args.decoder, args.license
+    )
+    *rest, last = map(str, files)
+    print(f"wrote {', '.join(rest)} and {last}" if rest else f"wrote {last}")
+    print(f"wrote {card}")
     return 0
 
 
 def _push(args: argparse.Namespace) -> int:
-    from text_recognizer.inference.publish import push
+    from text_recognizer.inference.models.publish import push
 
     print(f"pushed {args.model} to {push(Path(args.model), args.to)}")
     return 0
 
 
 def _lm_train(args: argparse.Namespace) -> int:
-    from text_recognizer.lm import train, write_arpa
+    from text_recognizer.data.lm_corpus import synthetic_corpus
+    from text_recognizer.lm import read_corpus, train, write_arpa
 
     if args.order < 1:
         raise InferenceError("--order", f"must be at least 1, got {args.order}")
     if args.corpus:
-        corpus = Path(args.corpus)
-        try:
-            lines = corpus.read_text(encoding="utf-8").splitlines()
-        except UnicodeDecodeError as error:
-            raise InferenceError(corpus, f"not UTF-8 text ({error})") from None
-        source = str(corpus)
+        lines, source = read_corpus(Path(args.corpus)), str(Path(args.corpus))
     else:
         lines, source = synthetic_corpus(args.synthetic_lines), "the synthetic text source"
-    lines = [line for line in lines if line.strip()]
     if not lines:
         raise InferenceError(source, "holds no text to count")
     model = train(lines, args.order)
@@ -330,8 +232,7 @@ def _serve(args: argparse.Namespace) -> int:
     )
     serve(
         settings,
-        args.checkpoint,
-        args.model,
+        args.model or args.checkpoint,
         args.device,
         args.host,
         args.port,
@@ -388,7 +289,7 @@ def main(argv: list[str] | None = None) -> None:
     export.add_argument("--out", required=True, help="folder for the files and model.json")
     export.add_argument("--quantize", choices=QUANTIZATIONS, help="int8 weights")
     export.add_argument("--license", default="mit", help="the model card's licence (mit)")
-    export.set_defaults(run=_export_with_card)
+    export.set_defaults(run=_export)
 
     push = commands.add_parser("push", parents=[common], help="upload an exported folder")
     push.add_argument("--model", required=True, help="a folder written by `export`")
@@ -447,8 +348,6 @@ def main(argv: list[str] | None = None) -> None:
 
     args = parser.parse_args(argv)
     try:
-        if args.command in ("predict", "evaluate", "export", "serve"):
-            _locate(args)
         code = args.run(args)
     except REPORTED as error:
         _report(error, args.debug)

@@ -10,6 +10,7 @@ dispatch, `searched` the one rule for greedy against beam search."""
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 import torch
@@ -160,7 +161,8 @@ class AttentionScorer:
         """Nothing to keep: the decoder's state is its kv cache."""
 
 
-class BeamOptions(NamedTuple):
+@dataclass(frozen=True)
+class BeamOptions:
     """Beam width, the language model and its weight, and the length normalisation: a
     finished hypothesis is ranked by its score over its length (end token included) to the
     power `length_norm` (0: the raw sum, which favours short readings; 1: the mean). The CTC
@@ -170,6 +172,12 @@ class BeamOptions(NamedTuple):
     lm: LanguageModelScorer | None = None
     lm_weight: float = 0.0
     length_norm: float = 1.0
+
+    def __post_init__(self) -> None:
+        """The one check of a beam width, wherever it comes from: options never hold a bad
+        one, so no decoder checks again."""
+        if self.width < 1:
+            raise InferenceError("--beam", f"must be at least 1, got {self.width}")
 
 
 def step_scorer(
@@ -238,7 +246,6 @@ def _beam_inputs(
     network: ConvTransformer, images: Tensor, width: int
 ) -> tuple[Tensor, Tensor | None, LoopSetup]:
     """The memory and CTC log probabilities with each image's row repeated `width` times."""
-    check_width(width)
     memory, ctc_log_probs = network.encode_for_decoding(images)
     setup = _setup(network, memory)
     memory = memory.repeat_interleave(width, 0)
@@ -336,18 +343,10 @@ def beam_loop(
     return out
 
 
-def check_width(width: int) -> None:
-    """The one check of a beam width, wherever it comes from."""
-    if width < 1:
-        raise InferenceError("--beam", f"must be at least 1, got {width}")
-
-
 def searched(beam: BeamOptions | None) -> BeamOptions | None:
     """The one rule for greedy against beam search: None (greedy decoding, or the CTC head's
     best path) for width 1 without a language model, where the attention decoder's search reads
     exactly what greedy reads, only slower; the beam otherwise."""
-    if beam is not None:
-        check_width(beam.width)
     if beam is None or (beam.width == 1 and (beam.lm is None or not beam.lm_weight)):
         return None
     return beam
@@ -372,9 +371,8 @@ def decode_images(
     beam: BeamOptions | None = None,
     max_length: int | None = None,
 ) -> Tensor:
-    """Tokens (b, l) after the start token, read by `decoder` (greedy, or beam search with a
-    `beam` that `searched` keeps). Call on a network in eval mode."""
-    beam = searched(beam)
+    """Tokens (b, l) after the start token, read by `decoder`: greedy without `beam`, else beam
+    search (the caller chooses, with `searched`). Call on a network in eval mode."""
     if decoder == "ctc":
         log_probs = network.ctc_log_probs(images)
         setup = LoopSetup(
@@ -395,7 +393,6 @@ def ctc_decode(
     blank, start, end = setup.pad_index, setup.start_index, setup.end_index
     if beam is None:
         return best_path(log_probs, blank, start, end, max_length)
-    check_width(beam.width)
     return prefix_beam_search(
         log_probs, blank, start, end, max_length, beam.width, beam.lm, beam.lm_weight
     )

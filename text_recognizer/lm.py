@@ -111,6 +111,15 @@ def train(lines: Iterable[str], order: int) -> NgramModel:
     return NgramModel(order, probs, backoffs)
 
 
+def read_corpus(path: Path) -> list[str]:
+    """The lines of a UTF-8 text file, one sentence each, blank ones left out."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as error:
+        raise LanguageModelError(path, f"not UTF-8 text ({error})") from None
+    return [line for line in lines if line.strip()]
+
+
 def write_arpa(model: NgramModel, path: Path) -> Path:
     """The model as an ARPA file, written whole or not at all."""
     by_order: list[list[tuple[str, ...]]] = [[] for _ in range(model.order + 1)]

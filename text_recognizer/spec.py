@@ -51,6 +51,7 @@ LEGACY_LINES: dict[str, Any] = {
     "seed": 0,
     "augmentation_strength": 1.0,
     "augmentations": [],
+    "sentences": 0.0,
     "train_families": None,
     "heldout_families": None,
     "font_folders": [],
@@ -101,12 +102,7 @@ class InferenceSpec:
         return {
             "format_version": FORMAT_VERSION,
             "network": self.network,
-            "tokenizer": {
-                "charset": self.charset,
-                "special_tokens": list(SPECIAL_TOKENS),
-                "normalization": self.normalization,
-                "mapping": dict(self.mapping),
-            },
+            "tokenizer": tokenizer_entry(self.tokenizer()),
             "transform": self.transform,
             "datamodule": self.datamodule,
         }
@@ -123,21 +119,7 @@ class InferenceSpec:
             raise CheckpointError(
                 source, f"inference format {version!r}; this version reads 1 to {FORMAT_VERSION}"
             )
-        tokenizer = _config(data.get("tokenizer"), source, "tokenizer")
-        charset = tokenizer.get("charset")
-        if not isinstance(charset, str):
-            raise CheckpointError(source, "the tokenizer has no charset")
-        if tokenizer.get("special_tokens") != list(SPECIAL_TOKENS):
-            raise CheckpointError(
-                source,
-                f"tokenizer special tokens {tokenizer.get('special_tokens')!r} differ from this "
-                f"version's {list(SPECIAL_TOKENS)!r}",
-            )
-        normalization, mapping = tokenizer.get("normalization"), tokenizer.get("mapping") or {}
-        try:
-            Tokenizer(charset, normalization, mapping)
-        except (TypeError, ValueError) as error:
-            raise CheckpointError(source, f"bad tokenizer: {error}") from error
+        tokenizer = read_tokenizer(data.get("tokenizer"), source)
         transform = _config(data.get("transform"), source, "transform")
         try:
             EvalTransform(**transform)
@@ -146,15 +128,15 @@ class InferenceSpec:
         datamodule = data.get("datamodule")
         return cls(
             network=_config(data.get("network"), source, "network config"),
-            charset=charset,
+            charset=tokenizer.charset,
             transform=transform,
             datamodule=(
                 None
                 if datamodule is None
                 else _composed_lines(_config(datamodule, source, "datamodule"))
             ),
-            normalization=normalization,
-            mapping=mapping,
+            normalization=tokenizer.normalization,
+            mapping=tokenizer.mapping,
         )
 
     def tokenizer(self) -> Tokenizer:
@@ -177,6 +159,31 @@ class InferenceSpec:
         datamodule = build(self.datamodule, BaseDataModule, source)
         assert isinstance(datamodule, BaseDataModule)
         return datamodule
+
+
+def tokenizer_entry(tokenizer: Tokenizer) -> dict[str, Any]:
+    """How a checkpoint and an export manifest record a tokenizer: its charset, normalisation
+    and mapping (`Tokenizer.params`), and the special tokens its indices start with."""
+    return {**tokenizer.params(), "special_tokens": list(SPECIAL_TOKENS)}
+
+
+def read_tokenizer(entry: object, source: object) -> Tokenizer:
+    """The tokenizer a `tokenizer_entry` records; without a normalisation or a mapping (older
+    entries), text is taken as it is. Every problem is a `CheckpointError` naming `source`."""
+    tokenizer = _config(entry, source, "tokenizer")
+    charset = tokenizer.get("charset")
+    if not isinstance(charset, str):
+        raise CheckpointError(source, "the tokenizer has no charset")
+    if tokenizer.get("special_tokens") != list(SPECIAL_TOKENS):
+        raise CheckpointError(
+            source,
+            f"tokenizer special tokens {tokenizer.get('special_tokens')!r} differ from this "
+            f"version's {list(SPECIAL_TOKENS)!r}",
+        )
+    try:
+        return Tokenizer(charset, tokenizer.get("normalization"), tokenizer.get("mapping") or {})
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(source, f"bad tokenizer: {error}") from error
 
 
 def read_checkpoint(path: str | Path) -> tuple[dict[str, Any], InferenceSpec]:

@@ -1,6 +1,8 @@
-"""Inference from a checkpoint or exported files: images -> text, evaluation, export."""
+"""Inference from a checkpoint or exported files: images -> text, evaluation, export.
+`load_recognizer` reads any model reference."""
 
 from text_recognizer.errors import CheckpointError, ImageError, InferenceError
+from text_recognizer.inference.models import load_recognizer
 from text_recognizer.inference.recognizer import Prediction, Recognizer, TextRecognizer
 from text_recognizer.spec import InferenceSpec
 
@@ -12,4 +14,5 @@ __all__ = [
     "Prediction",
     "Recognizer",
     "TextRecognizer",
+    "load_recognizer",
 ]

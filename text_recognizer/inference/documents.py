@@ -16,11 +16,18 @@ from pathlib import Path
 
 from torchmetrics.functional.text import char_error_rate
 
-from text_recognizer.data.documents import DocumentError, Reading, read_document, write_readings
+from text_recognizer.data.documents import (
+    Document,
+    DocumentError,
+    Reading,
+    read_document,
+    write_readings,
+)
 from text_recognizer.data.documents.images import line_image, page_pixels
 from text_recognizer.data.documents.record import words
 from text_recognizer.inference.recognizer import Prediction, Recognizer
 from text_recognizer.io import atomic_path
+from text_recognizer.tokenizer import Tokenizer
 
 
 @dataclass(frozen=True)
@@ -42,17 +49,7 @@ def read_page(
     if target.resolve() == path.resolve():
         raise DocumentError(path, f"--out {out} is its own folder: the copy would overwrite it")
     document = read_document(path)
-    tokenizer = recognizer.tokenizer
-    references = {}
-    for line in document.lines:
-        if line.text is None:
-            continue
-        label = tokenizer.normalize(line.text).strip()
-        if unknown := "".join(sorted(tokenizer.unsupported(label))):
-            raise DocumentError(
-                path, f"its text has {unknown!r}, outside the model's charset", line.id
-            )
-        references[line.id] = label
+    references = labels(document, recognizer.tokenizer, path)
     pixels = page_pixels(path, document.image)
     crops = [line_image(pixels, line) for line in document.lines]
     predictions = recognizer.predict_timed(crops, batch_size, confidences=True)
@@ -71,6 +68,22 @@ def read_page(
         else None
     )
     return PageReading(path, target, len(document.lines), len(document.skipped), cer)
+
+
+def labels(document: Document, tokenizer: Tokenizer, path: Path) -> dict[str, str]:
+    """The text of each line that holds some, as the model writes its labels (its normalisation
+    and mapping), by line id; text it could never write is refused, naming the line."""
+    found = {}
+    for line in document.lines:
+        if line.text is None:
+            continue
+        label = tokenizer.normalize(line.text).strip()
+        if unknown := "".join(sorted(tokenizer.unsupported(label))):
+            raise DocumentError(
+                path, f"its text has {unknown!r}, outside the model's charset", line.id
+            )
+        found[line.id] = label
+    return found
 
 
 def reading(prediction: Prediction) -> Reading:

@@ -38,6 +38,15 @@ def datamodule_named(name: str) -> BaseDataModule:
     raise InferenceError("--datamodule", f"unknown {name!r}; choose from {', '.join(known)}")
 
 
+def report_folder(reference: str, checkpoint: Path, datamodule: str) -> Path:
+    """Where `evaluate` writes by default: beside the checkpoint, where the model card looks
+    (`publish.evaluation_of`); in the working folder for one that `reference` fetched into the
+    cache or found in a folder."""
+    if str(checkpoint) != reference:
+        return Path(f"{checkpoint.stem}-test")
+    return checkpoint.with_name(f"{checkpoint.stem}-{datamodule}-test")
+
+
 def check_tokenizer(recognizer: Recognizer, datamodule: BaseDataModule, source: object) -> None:
     """Refuse a datamodule whose labels the model's tokenizer would number differently."""
     ours, theirs = recognizer.tokenizer.charset, datamodule.tokenizer.charset

@@ -30,51 +30,33 @@ merged, blanks dropped), or runs the CTC prefix beam search. `model.json` record
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
 from text_recognizer.data.transforms import EvalTransform
-from text_recognizer.decode import (
-    DECODERS,
-    BeamOptions,
-    LoopSetup,
-    beam_loop,
-    check_decoder,
-    chooser,
-    ctc_decode,
-    greedy_loop,
-    step_scorer,
+from text_recognizer.errors import InferenceError
+from text_recognizer.inference.models.exported import needs_export_extra
+from text_recognizer.inference.models.manifest import (
+    CTC_OUTPUT,
+    ENCODER_IO,
+    RUNTIMES,
+    STEP_IO,
+    write_manifest,
 )
-from text_recognizer.errors import CheckpointError
 from text_recognizer.inference.quantize import check_quantize, quantize_network, quantize_onnx
-from text_recognizer.inference.recognizer import Recognizer, TextRecognizer
+from text_recognizer.inference.recognizer import TextRecognizer
 from text_recognizer.io import atomic_path
-from text_recognizer.metadata.charset import SPECIAL_TOKENS
 from text_recognizer.network.conv_transformer import ConvTransformer
 from text_recognizer.network.transformer.attention import CrossAttention, SelfAttention
 from text_recognizer.network.transformer.block import Block
 from text_recognizer.network.transformer.decoder import Decoder
 from text_recognizer.network.transformer.kv_cache import GrowingKVCache, KVCache
-from text_recognizer.tokenizer import Tokenizer
-
-FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
-MANIFEST = "model.json"
-FORMAT_VERSION = 3  # 2: the transform records the stem's resize rule; 3: the decoder
-READS = (1, 2, 3)  # format 1 read its images by the rule lines use, which it goes on doing
-ENCODER_IO = (["images"], ["cross_k", "cross_v"])
-CTC_OUTPUT = "ctc_log_probs"
-STEP_IO = (
-    ["token", "position", "self_k", "self_v", "cross_k", "cross_v"],
-    ["logits", "next_self_k", "next_self_v"],
-)
 
 
 def _attention(decoder: Decoder) -> list[tuple[SelfAttention, CrossAttention]]:
@@ -141,45 +123,28 @@ class StepGraph(nn.Module):
             self.decoder.clear_cache()
 
 
-def export(recognizer: TextRecognizer, format: str, out: Path, quantize: str | None = None) -> Path:
+def export(
+    recognizer: TextRecognizer, format: str, out: Path, quantize: str | None = None
+) -> list[Path]:
     """Write the graphs `recognizer.decoder` reads with (the encoder and the step, or the
-    encoder and CTC head) and `model.json` into `out`; return the manifest's path."""
-    if format not in FORMATS:
-        raise ValueError(f"unknown format {format!r}; choose from {', '.join(FORMATS)}")
+    encoder and CTC head) and `model.json` into `out`; return the files, the manifest last."""
+    if format not in RUNTIMES:
+        raise ValueError(f"unknown format {format!r}; choose from {', '.join(RUNTIMES)}")
     check_quantize(quantize)
     network = recognizer.network.cpu().eval()
     if quantize and format == "torchscript":
         network = quantize_network(network)
     out.mkdir(parents=True, exist_ok=True)
     graphs = _ctc_graph if recognizer.decoder == "ctc" else _joint_graphs
-    files, reading = graphs(network, recognizer, format, out)
-    if quantize and format == "onnx":
-        for file in files.values():
-            quantize_onnx(out / file)
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        "runtime": format,
-        "quantize": quantize,
-        "decoder": recognizer.decoder,
-        "files": files,
-        "tokenizer": {
-            "charset": recognizer.tokenizer.charset,
-            "special_tokens": list(SPECIAL_TOKENS),
-            "start_index": recognizer.tokenizer.start_index,
-            "end_index": recognizer.tokenizer.end_index,
-            "pad_index": recognizer.tokenizer.pad_index,
-        },
-        "transform": recognizer.transform.params(),
-        "input": "float32 (batch, 1, height, width): grayscale resized to height, padded with "
-        "paper to width (cropped to the widest content if crop_width, and the tallest if "
-        "crop_height), ink 1 and paper 0",
-        "max_length": recognizer.max_length,
-        **reading,
-        "network": recognizer.spec.network,
-    }
-    with atomic_path(out / MANIFEST) as tmp:
-        tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    return out / MANIFEST
+    try:
+        files, reading = graphs(network, recognizer, format, out)
+        if quantize and format == "onnx":
+            for file in files.values():
+                quantize_onnx(out / file)
+    except ModuleNotFoundError as error:
+        raise InferenceError(f"--format {format}", needs_export_extra(error)) from error
+    manifest = write_manifest(out, recognizer, format, quantize, files, reading)
+    return [*(out / file for file in files.values()), manifest]
 
 
 Graphs = tuple[dict[str, str], dict[str, Any]]
@@ -201,7 +166,7 @@ def _joint_graphs(
     self_k, self_v = (torch.randn(layers, 2, kv_heads, 2, dim_head) for _ in range(2))
     token, position = torch.ones(2, 1, dtype=torch.long), torch.tensor(2)
     step_inputs = (token, position, self_k, self_v, cross_k, cross_v)
-    files = {name: f"{name}{FORMATS[format]}" for name in ("encoder", "decoder_step")}
+    files = {name: f"{name}{RUNTIMES[format]}" for name in ("encoder", "decoder_step")}
     with atomic_path(out / files["encoder"]) as tmp:
         _export(format, encoder, (images,), tmp, encoder_io, _encoder_dims(recognizer.transform))
     with atomic_path(out / files["decoder_step"]) as tmp:
@@ -224,7 +189,7 @@ def _ctc_graph(
     network: ConvTransformer, recognizer: TextRecognizer, format: str, out: Path
 ) -> Graphs:
     """The encoder and the CTC head, to the head's log probabilities: no decoder step."""
-    files = {"encoder": f"encoder{FORMATS[format]}"}
+    files = {"encoder": f"encoder{RUNTIMES[format]}"}
     encoder_io = (ENCODER_IO[0], [CTC_OUTPUT])
     images = _example_images(recognizer.transform)
     with atomic_path(out / files["encoder"]) as tmp:
@@ -292,150 +257,3 @@ def _quiet_exporter() -> Iterator[None]:
             yield
     finally:
         logger.setLevel(level)
-
-
-class ExportedRecognizer(Recognizer):
-    """Reads images with exported files (onnxruntime for ONNX, `torch.jit.load` for
-    TorchScript), on the CPU, with the same transform, batching and greedy loop (or beam search)
-    as the network, and the decoder the export was made for (`decoder`: None, or that one)."""
-
-    def __init__(
-        self,
-        folder: str | Path,
-        max_length: int | None = None,
-        batch_size: int | None = None,
-        beam: BeamOptions | None = None,
-        decoder: str | None = None,
-    ) -> None:
-        folder = Path(folder)
-        manifest = _manifest(folder)
-        exported = manifest.get("decoder", "joint")
-        if decoder is not None and decoder != exported:
-            check_decoder(decoder, True, folder)  # an unknown name is refused as such
-            raise CheckpointError(
-                folder, f"was exported for --decoder {exported}; export it with --decoder {decoder}"
-            )
-        tokenizer = Tokenizer(manifest["tokenizer"]["charset"])
-        limit = manifest["max_length"]
-        if max_length is not None and max_length > limit:
-            raise CheckpointError(folder, f"max length {max_length} exceeds the exported {limit}")
-        transform = EvalTransform(**{"resize": "height", **manifest["transform"]})
-        super().__init__(tokenizer, transform, max_length or limit, exported, batch_size, beam)
-        files = [folder / file for file in manifest["files"].values()]
-        runtime = _OnnxRuntime if manifest["runtime"] == "onnx" else _TorchScriptRuntime
-        self.runtime = runtime(*files)
-        self.cache = manifest.get("cache", {})
-        self.ctc_decode_weight = float(manifest.get("ctc_decode_weight", 0.0))
-
-    def decode(self, images: Tensor, beam: BeamOptions | None = None) -> Tensor:
-        batch, width = images.shape[0], beam.width if beam else 1
-        outputs = [torch.as_tensor(o) for o in self.runtime.encode(images)]
-        setup = LoopSetup(
-            batch,
-            torch.device("cpu"),
-            self.tokenizer.start_index,
-            self.tokenizer.end_index,
-            self.tokenizer.pad_index,
-        )
-        if self.decoder == "ctc":
-            return ctc_decode(outputs[0], setup, self.max_length, beam)
-        # Beam search: each image's hypotheses are `width` consecutive rows.
-        cross = [o.repeat_interleave(width, 1) for o in outputs[:2]]
-        ctc = [o.repeat_interleave(width, 0) for o in outputs[2:]]
-        layers, kv_heads, dim_head = (self.cache[k] for k in ("layers", "kv_heads", "dim_head"))
-        shape = (layers, batch * width, kv_heads, 0, dim_head)
-        cache = (torch.zeros(shape), torch.zeros(shape))
-
-        def next_logits(tokens: Tensor, pos: int) -> Tensor:
-            nonlocal cache
-            logits, *new = self.runtime.step(tokens[:, pos : pos + 1], pos, *cache, *cross)
-            cache = (new[0], new[1])
-            return logits
-
-        def reorder(rows: Tensor) -> None:
-            nonlocal cache
-            cache = (cache[0][:, rows], cache[1][:, rows])
-
-        ctc_log_probs = ctc[0] if ctc else None
-        weight, blank, end = self.ctc_decode_weight, setup.pad_index, setup.end_index
-        if beam is None:
-            choose = chooser(ctc_log_probs, weight, blank, end)
-            return greedy_loop(next_logits, setup, self.max_length, choose=choose)
-        scorer = step_scorer(ctc_log_probs, weight, blank, end)
-        return beam_loop(next_logits, reorder, setup, self.max_length, scorer, beam)
-
-
-def _manifest(folder: Path) -> dict[str, Any]:
-    path = folder / MANIFEST
-    if not path.is_file():
-        raise CheckpointError(folder, f"no {MANIFEST}: not a folder written by export")
-    try:
-        manifest = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CheckpointError(path, f"not valid JSON ({error})") from error
-    if not isinstance(manifest, dict) or manifest.get("format_version") not in READS:
-        raise CheckpointError(
-            path, f"not an export manifest of format {' or '.join(map(str, READS))}"
-        )
-    if manifest.get("runtime") not in FORMATS:
-        raise CheckpointError(path, f"unknown runtime {manifest.get('runtime')!r}")
-    if manifest.get("decoder", "joint") not in DECODERS:
-        raise CheckpointError(path, f"unknown decoder {manifest['decoder']!r}")
-    if manifest["tokenizer"].get("special_tokens") != list(SPECIAL_TOKENS):
-        raise CheckpointError(path, "its special tokens differ from this version's")
-    for file in manifest["files"].values():
-        if not (folder / file).is_file():
-            raise CheckpointError(folder / file, "no such file")
-    return manifest
-
-
-class _OnnxRuntime:
-    """onnxruntime sessions on the CPU, with as many threads as torch uses."""
-
-    def __init__(self, *paths: Path) -> None:
-        """The encoder's file, then the step's if there is one."""
-        import onnxruntime
-
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = torch.get_num_threads()
-        options.inter_op_num_threads = 1
-        self.sessions = []
-        for path in paths:
-            try:
-                self.sessions.append(
-                    onnxruntime.InferenceSession(
-                        str(path), options, providers=["CPUExecutionProvider"]
-                    )
-                )
-            except Exception as error:  # onnxruntime raises its own untyped errors
-                raise CheckpointError(path, f"not a loadable ONNX model ({error})") from error
-
-    def encode(self, images: Tensor) -> list[np.ndarray]:
-        return self.sessions[0].run(None, {"images": np.ascontiguousarray(images.numpy())})
-
-    def step(self, token: Tensor, pos: int, *caches: Tensor | np.ndarray) -> list[Tensor]:
-        inputs = [np.ascontiguousarray(token.numpy()), np.array(pos, dtype=np.int64)]
-        inputs += [c.numpy() if isinstance(c, Tensor) else c for c in caches]
-        outputs = self.sessions[1].run(None, dict(zip(STEP_IO[0], inputs, strict=True)))
-        return [torch.from_numpy(o) for o in outputs]
-
-
-class _TorchScriptRuntime:
-    def __init__(self, *paths: Path) -> None:
-        """The encoder's file, then the step's if there is one."""
-        self.modules = []
-        for path in paths:
-            try:
-                with warnings.catch_warnings():  # deprecated in favour of torch.export
-                    warnings.simplefilter("ignore", FutureWarning)
-                    self.modules.append(torch.jit.load(str(path), map_location="cpu"))
-            except RuntimeError as error:
-                raise CheckpointError(path, f"not a loadable TorchScript file ({error})") from error
-
-    @torch.inference_mode()
-    def encode(self, images: Tensor) -> list[Tensor]:
-        return list(self.modules[0](images))
-
-    @torch.inference_mode()
-    def step(self, token: Tensor, pos: int, *caches: Tensor) -> list[Tensor]:
-        return list(self.modules[1](token, torch.tensor(pos), *caches))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -29,8 +29,7 @@ from text_recognizer.decode import (
     searched,
     token_probabilities,
 )
-from text_recognizer.errors import InferenceError
-from text_recognizer.inference.checkpoint import load_checkpoint
+from text_recognizer.errors import ImageError, InferenceError
 from text_recognizer.inference.images import ImageInput, read_image
 from text_recognizer.inference.quantize import check_quantize, quantize_network
 from text_recognizer.network.conv_transformer import ConvTransformer
@@ -46,6 +45,8 @@ class Prediction(NamedTuple):
     """If asked for: the probability of each character of `text`, then of the end token."""
 
 
+POOL_BATCHES = 16
+"""`predict_files` reads this many batches of files at a time."""
 LINE_BATCH, PAGE_BATCH = 32, 4
 """Batch sizes when none is given: a cached step reads every weight once for the whole batch,
 so batching pays until the activations, not the weights, dominate; lines are grouped by width
@@ -74,12 +75,7 @@ class Recognizer(ABC):
         self.max_length = max_length
         self.batch_size = batch_size
         self.decoder = decoder
-        self.beam: BeamOptions | None = None
-        self.set_beam(beam)
-
-    def set_beam(self, beam: BeamOptions | None) -> None:
-        """Decode by beam search from now on (None: greedy)."""
-        self.beam = searched(beam)
+        self.beam = beam
 
     @abstractmethod
     def decode(self, images: Tensor, beam: BeamOptions | None = None) -> Tensor:
@@ -113,6 +109,26 @@ class Recognizer(ABC):
         probability of each character read."""
         return self.predict_fitted([self.fit(image) for image in images], batch_size, confidences)
 
+    def predict_files(
+        self, paths: Sequence[Path]
+    ) -> Iterator[tuple[Path, Prediction | ImageError]]:
+        """Each file's `predict_timed` reading, or the error that kept it from being read, in
+        order. Files are read `POOL_BATCHES` batches at a time, so that each pool is sorted
+        into batches of like widths while a long list is neither held in memory nor waited for
+        to the end."""
+        pool = POOL_BATCHES * self.batch_size
+        for start in range(0, len(paths), pool):
+            chunk = paths[start : start + pool]
+            images, errors = {}, {}
+            for i, path in enumerate(chunk):
+                try:
+                    images[i] = read_image(path)
+                except ImageError as error:
+                    errors[i] = error
+            read = dict(zip(images, self.predict_timed(list(images.values())), strict=True))
+            for i, path in enumerate(chunk):
+                yield path, errors[i] if i in errors else read[i]
+
     def fit(self, image: ImageInput) -> np.ndarray:
         """The image read and put through the stem: uint8 (height, width), dark on light, as
         the model sees it before the batch is inverted and cropped."""
@@ -128,7 +144,7 @@ class Recognizer(ABC):
         """`predict_timed` on images already through `fit`: a server fits each request as it
         arrives and decodes those that arrive together as one batch. `beam` overrides the
         recognizer's own search for these images."""
-        options = self.beam if beam is None else searched(beam)
+        options = searched(self.beam if beam is None else beam)
         order = self.transform.order(list(fitted))
         size = batch_size or self.batch_size
         results: list[Prediction | None] = [None] * len(fitted)
@@ -163,10 +179,9 @@ class Recognizer(ABC):
 
 
 class TextRecognizer(Recognizer):
-    """A trained network with the tokenizer and transform its checkpoint records:
-    `TextRecognizer.from_checkpoint("runs/<run>/checkpoints/best.ckpt").predict("line.png")`.
-    `decoder` None reads with the attention decoder (`joint`); `source` names the network in
-    errors (`from_checkpoint`: its file)."""
+    """A trained network with the tokenizer and transform its checkpoint records (a checkpoint
+    loads as one through `text_recognizer.inference.load_recognizer`). `decoder` None reads with
+    the attention decoder (`joint`); `source` names the network in errors (its file)."""
 
     def __init__(
         self,
@@ -196,49 +211,6 @@ class TextRecognizer(Recognizer):
         self.quantize = quantize
         self.network = (quantize_network(network) if quantize else network).eval().to(self.device)
         self.spec = spec
-
-    @classmethod
-    def from_checkpoint(
-        cls,
-        path: str | Path,
-        device: str | torch.device = "cpu",
-        max_length: int | None = None,
-        batch_size: int | None = None,
-        beam: BeamOptions | None = None,
-        quantize: str | None = None,
-        decoder: str | None = None,
-    ) -> TextRecognizer:
-        """Everything from the checkpoint alone: no Hydra, no datamodule, no data."""
-        network, spec = load_checkpoint(path)
-        return cls(network, spec, device, max_length, batch_size, beam, quantize, decoder, path)
-
-    @classmethod
-    def from_pretrained(
-        cls,
-        reference: str | Path,
-        device: str | torch.device = "cpu",
-        max_length: int | None = None,
-        batch_size: int | None = None,
-        beam: BeamOptions | None = None,
-        quantize: str | None = None,
-        decoder: str | None = None,
-    ) -> Recognizer:
-        """A checkpoint or an exported model by reference: a path, `https://.../model.zip#sha256=`,
-        `wandb:<entity>/<project>/<artifact>:<alias>` or `hf:<user>/<repo>[@revision]`
-        (`text_recognizer.inference.references`); fetched once into the cache. `decoder` None:
-        the model's own (`joint`, or what an export was made for)."""
-        from text_recognizer.inference.references import resolve
-
-        path = resolve(reference)
-        if not path.is_dir():
-            return cls.from_checkpoint(
-                path, device, max_length, batch_size, beam, quantize, decoder
-            )
-        if str(device) != "cpu":
-            raise InferenceError(reference, "exported models run on the CPU here")
-        from text_recognizer.inference.export import ExportedRecognizer
-
-        return ExportedRecognizer(path, max_length, batch_size, beam, decoder)
 
     def decode(self, images: Tensor, beam: BeamOptions | None = None) -> Tensor:
         images = images.to(self.device)

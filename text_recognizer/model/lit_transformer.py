@@ -11,7 +11,7 @@ import torch.nn.functional as F  # noqa: N812
 from pytorch_lightning.utilities import rank_zero_only
 from torch import Tensor
 
-from text_recognizer.decode import BeamOptions, decode_images
+from text_recognizer.decode import BeamOptions, decode_images, searched
 from text_recognizer.errors import ConfigError
 from text_recognizer.model.errors import NonFiniteLossError, naming_the_batch
 from text_recognizer.model.metrics import error_rates
@@ -70,7 +70,7 @@ class LitTransformer(pl.LightningModule):
         return self.tokenizer.decode_batch(self.predict_tokens(images))
 
     def predict_tokens(self, images: Tensor) -> Tensor:
-        beam = BeamOptions(self.beam)
+        beam = searched(BeamOptions(self.beam))
         return decode_images(self.network, images, beam=beam, max_length=self.max_output_length)
 
     def _losses(self, images: Tensor, targets: Tensor) -> dict[str, Tensor]:
@@ -131,7 +131,7 @@ class LitTransformer(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Refuse to write weights that are no longer numbers over the last good checkpoint, and
-        record what inference needs besides the weights (`TextRecognizer.from_checkpoint`)."""
+        record what inference needs besides the weights (`load_recognizer` reads it)."""
         if not all(bool(torch.isfinite(p).all()) for p in self.parameters()):
             raise NonFiniteLossError(
                 f"the weights became NaN or infinite by step {self.global_step}: lower "

@@ -8,7 +8,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from text_recognizer.errors import CheckpointError
+from text_recognizer.inference.models import load_recognizer
+from text_recognizer.inference.models.manifest import MANIFEST
+from text_recognizer.inference.models.references import resolve
 from text_recognizer.inference.recognizer import Recognizer, TextRecognizer
 
 KINDS = {"height": "line", "shrink": "page"}
@@ -26,40 +28,23 @@ class Model:
 
 
 def load_model(
-    checkpoint: str | Path | None = None,
-    exported: str | Path | None = None,
+    reference: str | Path,
     device: str = "cpu",
     max_length: int | None = None,
     decoder: str | None = None,
 ) -> Model:
-    """A training checkpoint (loaded as `predict` loads it), or a folder `export` wrote, read
-    with `decoder` (None: the model's own, as `predict` reads it)."""
-    recognizer: Recognizer
-    if checkpoint is not None and exported is None:
-        path = Path(checkpoint)
-        recognizer = TextRecognizer.from_checkpoint(path, device, max_length, decoder=decoder)
-        trained_on = recognizer.spec.datamodule
-        digest_of = path
-    elif exported is not None and checkpoint is None:
-        from text_recognizer.inference.export import MANIFEST, ExportedRecognizer
-
-        if device != "cpu":
-            raise CheckpointError("--device", "exported models run on the CPU here")
-        path = Path(exported)
-        recognizer = ExportedRecognizer(path, max_length, decoder=decoder)
-        trained_on = None
-        digest_of = path / MANIFEST
-    else:
-        raise CheckpointError("model", "give a checkpoint or an exported folder, not both")
-    return Model(recognizer, describe(recognizer, path, digest_of, trained_on))
+    """The model `reference` names, loaded as `predict` loads it, read with `decoder` (None:
+    the model's own)."""
+    path = resolve(reference)
+    recognizer = load_recognizer(path, device, max_length, decoder=decoder)
+    return Model(recognizer, describe(recognizer, path))
 
 
-def describe(
-    recognizer: Recognizer, path: Path, digest_of: Path, trained_on: dict[str, Any] | None
-) -> dict[str, Any]:
-    """Charset, input, the decoder, version (this package's, and the model file's sha256) and
-    where it was trained (the datamodule config its checkpoint records)."""
-    with digest_of.open("rb") as f:
+def describe(recognizer: Recognizer, path: Path) -> dict[str, Any]:
+    """Charset, input, the decoder, version (this package's, and the sha256 of the checkpoint
+    or the export's manifest) and, for a checkpoint, where it was trained (the datamodule
+    config it records)."""
+    with (path / MANIFEST if path.is_dir() else path).open("rb") as f:
         sha256 = hashlib.file_digest(f, "sha256").hexdigest()
     transform = recognizer.transform.params()
     return {
@@ -76,5 +61,7 @@ def describe(
         },
         "max_length": recognizer.max_length,
         "decoder": recognizer.decoder,
-        "trained_on": trained_on,
+        "trained_on": (
+            recognizer.spec.datamodule if isinstance(recognizer, TextRecognizer) else None
+        ),
     }

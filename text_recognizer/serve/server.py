@@ -24,8 +24,7 @@ WORKER_ENV = "TEXT_RECOGNIZER_SERVE_WORKER"
 
 def serve(
     settings: Settings,
-    checkpoint: str | None = None,
-    exported: str | None = None,
+    reference: str,
     device: str = "cpu",
     host: str = "127.0.0.1",
     port: int = 8000,
@@ -33,12 +32,13 @@ def serve(
     threads: int | None = None,
     decoder: str | None = None,
 ) -> None:
-    """Load the model here first, so that a bad checkpoint is one line and no server starts.
-    `threads`: torch's threads per process (default: `default_threads`); `decoder`: what every
-    request is read with (None: the model's own)."""
+    """Load the model `reference` names here first, so that a bad one is one line and no
+    server starts. `threads`: torch's threads per process (default: `default_threads`);
+    `decoder`: what every request is read with (None: the model's own)."""
     threads = threads or default_threads(workers)
     torch.set_num_threads(threads)
-    app = create_app(load_model(checkpoint, exported, device, decoder=decoder), settings)
+    model = load_model(reference, device, decoder=decoder)
+    app = create_app(model, settings)
     options: dict[str, Any] = {"host": host, "port": port, "log_config": log_config()}
     # Successful requests are counted in /metrics; each failed one logs its own line.
     options["access_log"] = False
@@ -48,8 +48,7 @@ def serve(
     os.environ[WORKER_ENV] = json.dumps(
         {
             "settings": dataclasses.asdict(settings),
-            "checkpoint": checkpoint,
-            "exported": exported,
+            "model": model.info["source"],  # fetched already: the workers read the local copy
             "device": device,
             "threads": threads,
             "decoder": decoder,
@@ -79,9 +78,7 @@ def worker_app() -> FastAPI:
     torch.set_num_threads(config["threads"])
     settings = config["settings"]
     settings["cors_origins"] = tuple(settings["cors_origins"])
-    model = load_model(
-        config["checkpoint"], config["exported"], config["device"], decoder=config["decoder"]
-    )
+    model = load_model(config["model"], config["device"], decoder=config["decoder"])
     return create_app(model, Settings(**settings))
 
 

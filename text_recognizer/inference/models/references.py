@@ -1,5 +1,5 @@
-"""Model references: what `TextRecognizer.from_pretrained`, `predict --model` and `evaluate`
-accept, resolved to a checkpoint file or an exported folder on this machine.
+"""Model references: what `load_recognizer`, `predict --model` and `evaluate` accept, resolved
+to a checkpoint file or an exported folder on this machine.
 
 - a path: a checkpoint, an exported folder, or a folder holding one of them;
 - `https://host/model.zip#sha256=<hex>`: fetched once into the cache by the dataset download
@@ -32,10 +32,10 @@ from text_recognizer.data.download import (
     ensure_extracted,
 )
 from text_recognizer.errors import InferenceError
+from text_recognizer.inference.models.manifest import MANIFEST
 from text_recognizer.io import exclusive, publish
 
 CACHE_ENV = "TEXT_RECOGNIZER_CACHE"
-MANIFEST = "model.json"  # what marks an exported folder (inference.export.MANIFEST)
 SCHEMES = (
     "a path, https://.../model.zip#sha256=<hex>, wandb:<entity>/<project>/<artifact>:<alias> "
     "or hf:<user>/<repo>[@revision]"

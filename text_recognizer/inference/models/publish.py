@@ -1,5 +1,5 @@
-"""Models that travel: the model card every export writes, the checkpoint format of export, and
-`push` to the Hugging Face Hub or W&B.
+"""Models that travel: `export` (the checkpoint for Python, or graphs for other runtimes), the
+model card every export writes, and `push` to the Hugging Face Hub or W&B.
 
 The card (`README.md`) opens with YAML front matter in the Hub's model-card fields (licence,
 library, tags, metrics as a `model-index`) plus a `text_recognizer` block with what a reader
@@ -19,7 +19,10 @@ import torch
 import yaml
 
 from text_recognizer.errors import InferenceError
-from text_recognizer.inference.references import MANIFEST
+from text_recognizer.inference.export import export
+from text_recognizer.inference.models import load_recognizer
+from text_recognizer.inference.models.manifest import MANIFEST
+from text_recognizer.inference.recognizer import TextRecognizer
 from text_recognizer.io import atomic_path
 from text_recognizer.spec import CHECKPOINT_KEY, InferenceSpec, read_checkpoint
 
@@ -34,14 +37,39 @@ class PushError(InferenceError):
     """An upload that could not be made: `<target>: <problem>`."""
 
 
-def export_checkpoint(checkpoint: Path, out: Path) -> Path:
+def export_model(
+    checkpoint: Path,
+    format: str,
+    out: Path,
+    quantize: str | None = None,
+    decoder: str | None = None,
+    license: str = LICENSE,
+) -> tuple[list[Path], Path]:
+    """Export `checkpoint` into `out` in `format` (`checkpoint`, or graphs that `decoder` reads
+    with, `text_recognizer.inference.export`), then its card; the files written, and the card."""
+    if format == "checkpoint" and decoder == "ctc":
+        raise InferenceError(
+            "--decoder ctc",
+            "exports the encoder and CTC head as a graph: give --format onnx or torchscript (a "
+            "checkpoint reads with either decoder: predict --decoder ctc)",
+        )
+    if format == "checkpoint":
+        files, spec = _export_checkpoint(checkpoint, out)
+    else:
+        recognizer = load_recognizer(checkpoint, decoder=decoder)
+        assert isinstance(recognizer, TextRecognizer)  # what a checkpoint loads as
+        files, spec = export(recognizer, format, out, quantize), recognizer.spec
+    return files, write_card(out, spec, format, evaluation_of(checkpoint), license)
+
+
+def _export_checkpoint(checkpoint: Path, out: Path) -> tuple[list[Path], InferenceSpec]:
     """The checkpoint without what only resuming needs (optimizer, loops, callbacks): the
     weights and what inference reads, loadable as any checkpoint is."""
-    state, _ = read_checkpoint(checkpoint)
+    state, spec = read_checkpoint(checkpoint)
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / CHECKPOINT) as tmp, tmp.open("wb") as f:
         torch.save({key: state[key] for key in _KEPT if key in state}, f)
-    return out / CHECKPOINT
+    return [out / CHECKPOINT], spec
 
 
 def evaluation_of(checkpoint: Path) -> dict[str, Any] | None:
@@ -144,11 +172,11 @@ def _card_body(
         "## How to load",
         "",
         "```python",
-        "from text_recognizer.inference import TextRecognizer",
+        "from text_recognizer.inference import load_recognizer",
         "",
         "# this folder, or where it was pushed: hf:<user>/<repo>,",
         "# wandb:<entity>/<project>/<name>:<alias>, https://.../model.zip#sha256=<hex>",
-        f'recognizer = TextRecognizer.from_pretrained("{out.name}")',
+        f'recognizer = load_recognizer("{out.name}")',
         'print(recognizer.predict("line.png"))',
         "```",
         "",
