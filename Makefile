@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install the project with its dev tools (idempotent)
 
-fonts: $(STAMP) ## fetch the handwriting font pool with npm into data/fonts (skips what is there)
+fonts: $(STAMP) ## fetch the font pool and the English sentences with npm into data/ (skips what is there)
 	$(BIN)/text-recognizer-data fonts
 
 generate: fonts ## build every dataset whose sources are present (skips what is done)
