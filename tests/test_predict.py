@@ -257,6 +257,22 @@ def test_a_paragraph_checkpoint_with_line_keys_builds_the_datamodule_it_was_trai
     assert old.path == new.path
 
 
+def test_a_line_checkpoint_from_before_the_sentences_builds_the_data_it_was_trained_on(
+    tiny_checkpoint: Tiny,
+) -> None:
+    """A synthetic lines checkpoint recorded before `sentences` existed drew no sentences: it
+    rebuilds today's default data (sentences 0), not a refusal for the missing key."""
+    spec = torch.load(tiny_checkpoint.checkpoint, weights_only=True)[CHECKPOINT_KEY]
+    today = datamodule_values("synthetic_lines", sentences=0.0)
+    recorded = {
+        "_target_": "text_recognizer.data.synthetic_lines.SyntheticLines",
+        **{k: v for k, v in today.items() if k != "sentences"},
+    }
+    old = InferenceSpec.from_dict({**spec, "datamodule": recorded}, "old").build_datamodule("old")
+    assert isinstance(old, SyntheticLines) and old.config.sentences == 0.0
+    assert old.path == from_yaml("synthetic_lines", sentences=0.0).path
+
+
 def test_bad_checkpoints_are_refused_in_one_line_naming_the_problem(
     tiny_checkpoint: Tiny, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -51,11 +51,17 @@ LEGACY_LINES: dict[str, Any] = {
     "seed": 0,
     "augmentation_strength": 1.0,
     "augmentations": [],
-    "sentences": 0.0,
     "train_families": None,
     "heldout_families": None,
     "font_folders": [],
     "heldout_font_folders": [],
+}
+
+
+# Keys a class gained after checkpoints were written, with the value that means what those
+# checkpoints' config meant; a recorded config without the key is built with it.
+ADDED_KEYS: dict[str, dict[str, Any]] = {
+    "text_recognizer.data.synthetic_lines.SyntheticLines": {"sentences": 0.0},
 }
 
 
@@ -243,6 +249,7 @@ def build(config: Any, base: type, source: object) -> Any:
     if "_target_" not in config:
         return kwargs
     target = config["_target_"]
+    kwargs = ADDED_KEYS.get(target, {}) | kwargs
     cls = _resolve(target)
     if not (isinstance(cls, type) and issubclass(cls, base) and cls.__module__.startswith(PACKAGE)):
         raise CheckpointError(
