@@ -52,13 +52,19 @@ def datamodule(name: str, smoke: bool = False) -> SyntheticLines:
     return built
 
 
-def read(checkpoint: Path, sets: list[str], smoke: bool = False) -> dict[str, Any]:
-    """Greedy CER and per-family CER of `checkpoint` on each set; reports go beside it."""
+def read(
+    checkpoint: Path, sets: list[str], smoke: bool = False, reuse: bool = False
+) -> dict[str, Any]:
+    """Greedy CER and per-family CER of `checkpoint` on each set; reports go beside it, and with
+    `reuse` a report already there is read instead of reading the set again."""
     recognizer = load_recognizer(str(checkpoint))
     results: dict[str, Any] = {"checkpoint": checkpoint_name(checkpoint)}
     for name in sets:
         out = checkpoint.with_name(f"{checkpoint.stem}-heldout-{name}")
-        report = evaluate(recognizer, datamodule(name, smoke), out, source=str(checkpoint))
+        if reuse and (out / "report.json").is_file():
+            report = json.loads((out / "report.json").read_text())
+        else:
+            report = evaluate(recognizer, datamodule(name, smoke), out, source=str(checkpoint))
         results[name] = {
             "cer": round(report["cer"], 4),
             "wer": round(report["wer"], 4),

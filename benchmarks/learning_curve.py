@@ -39,10 +39,12 @@ def checkpoints(run: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def curve(run: Path, step_seconds: float, every: int, smoke: bool) -> list[dict[str, Any]]:
+def curve(
+    run: Path, step_seconds: float, every: int, smoke: bool, reuse: bool
+) -> list[dict[str, Any]]:
     points = []
     for step, path in checkpoints(run)[every - 1 :: every]:
-        results = read(path, SETS, smoke)
+        results = read(path, SETS, smoke, reuse)
         points.append(
             {
                 "steps": step,
@@ -79,6 +81,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--run", action="append", required=True, help="NAME=RUN_DIR")
     parser.add_argument("--step-seconds", type=float, required=True)
     parser.add_argument("--every", type=int, default=1, help="read every Nth checkpoint")
+    parser.add_argument(
+        "--reuse", action="store_true", help="read the reports already beside the checkpoints"
+    )
     add_arguments(parser)
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
@@ -87,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
         name, _, run = spec.partition("=")
         if not run:
             parser.error(f"--run {spec!r}: expected NAME=RUN_DIR")
-        recipes[name] = curve(Path(run), args.step_seconds, args.every, args.smoke)
+        recipes[name] = curve(Path(run), args.step_seconds, args.every, args.smoke, args.reuse)
     print_table([{"recipe": name, **point} for name, points in recipes.items() for point in points])
     folder = results_folder(args)
     results = {"machine": machine(), "step_seconds": args.step_seconds, "recipes": recipes}
