@@ -4,12 +4,14 @@ each in fp32 and with int8 linear layers (`--quantize int8`), side by side.
 
 Lines are read as the default experiment reads them, pages as
 `+experiment=conv_transformer_paragraphs` does: its network, input size, stem and output length.
-Random weights with the end token suppressed, so every image decodes exactly `tokens` tokens:
-every token of the line datamodule's output length; for paragraphs a bound of 128 (a full
-page's decoding costs about its output length over 128 times as much; `decode.json` measures
-it). Lines are rendered as the line datamodule renders its own (its height, width, text length
-and variation), cropped per batch as in validation; pages are noise of the page datamodule's
-size (their size, not their content, sets the cost).
+Random weights with the end token suppressed, so every image the attention decoder reads
+decodes exactly `tokens` tokens: every token of the line datamodule's output length; for
+paragraphs a bound of 128 (a full page's decoding costs about its output length over 128 times
+as much; `decode.json` measures it). The line network is also read with its CTC head alone
+(`ctc`, `ctc_int8`, `onnx_ctc`: one encoder pass and no token loop, so no `tokens`). Lines are
+rendered as the line datamodule renders its own (its height, width, text length and
+variation), cropped per batch as in validation; pages are noise of the page datamodule's size
+(their size, not their content, sets the cost).
 `python -m benchmarks.predict --smoke` reads one image of each a few tokens deep, eager only (the
 ONNX export has its own tests: tests/test_export.py).
 """
@@ -115,6 +117,13 @@ def recognizers(
         for name, quantize in (("onnx", None), ("onnx_int8", "int8")):
             export(eager, "onnx", folder / name, quantize)
             found[name] = load_recognizer(folder / name, max_length=tokens)
+    if network.ctc_head is not None:  # one encoder pass, no token loop: the bulk-reading path
+        ctc = TextRecognizer(network, spec, decoder="ctc")
+        found["ctc"] = ctc
+        found["ctc_int8"] = TextRecognizer(network, spec, decoder="ctc", quantize="int8")
+        if onnx:
+            export(ctc, "onnx", folder / "onnx_ctc", None)
+            found["onnx_ctc"] = load_recognizer(folder / "onnx_ctc")
     return found
 
 
@@ -131,8 +140,9 @@ def measure(name: str, kind: Kind, composed: Experiment) -> list[dict[str, Any]]
                     {
                         "kind": name,
                         "runtime": runtime,
+                        "decoder": recognizer.decoder,
                         "batch": batch,
-                        "tokens": tokens,
+                        "tokens": tokens if recognizer.decoder == "joint" else None,
                         "images": kind.count,
                         "seconds": seconds,
                         "images_per_s": kind.count / seconds,

@@ -1,13 +1,15 @@
-"""Reading quality against time: greedy, beam 5 and beam 5 with the character language model,
-on the same checkpoint and the same held-out test lines, and int8 against fp32.
+"""Reading quality against time: each decoder on the same checkpoint and the same held-out test
+lines, and int8 against fp32.
 
 `python -m benchmarks.quality --checkpoint CKPT` reads the first `--lines` (500) lines of the
 test split of the checkpoint's datamodule (the held-out font families for the synthetic lines)
-with each decoder, then the whole split greedily in fp32 and in int8. The language model is
-`--lm`, or the default one (`text-recognizer lm train` on the synthetic text source, order 6),
-built once into `<data root>/lm/` if missing. Writes `benchmarks/results/quality.json`.
-`--smoke` reads 4 lines with each decoder and 8 of the split, with an order-3 model of 100
-lines: it checks the code on any checkpoint.
+with the attention decoder (`joint`: greedy, beam 5, beam 5 with the character language model)
+and, where the network has a CTC head, with that head alone (`ctc`: best path, and a prefix
+beam of 5 with the language model); then the whole split with each decoder's best path in fp32
+and in int8. The language model is `--lm`, or the default one (`text-recognizer lm train` on
+the synthetic text source, order 6), built once into `<data root>/lm/` if missing. Writes
+`benchmarks/results/quality.json`. `--smoke` reads 4 lines with each decoder and 8 of the
+split, with an order-3 model of 100 lines: it checks the code on any checkpoint.
 """
 
 import argparse
@@ -30,7 +32,7 @@ from benchmarks.common import (
 from text_recognizer.data.lm_corpus import SYNTHETIC_LINES, synthetic_corpus
 from text_recognizer.data.paths import data_root
 from text_recognizer.decode import BeamOptions
-from text_recognizer.inference import Recognizer, load_recognizer
+from text_recognizer.inference import Recognizer, TextRecognizer, load_recognizer
 from text_recognizer.lm import LM_WEIGHT, load_token_lm, train, write_arpa
 
 BATCH = 8
@@ -86,30 +88,44 @@ def main(argv: list[str] | None = None) -> None:
     lines = args.lines or settings.lines
     if args.threads:
         torch.set_num_threads(args.threads)
-    fp32 = load_recognizer(args.checkpoint)
-    int8 = load_recognizer(args.checkpoint, quantize="int8")
-    datamodule = fp32.spec.build_datamodule(args.checkpoint)
+    decoders = ["joint"]
+    joint = load_recognizer(args.checkpoint)
+    assert isinstance(joint, TextRecognizer)
+    if joint.network.ctc_head is not None:
+        decoders.append("ctc")
+    datamodule = joint.spec.build_datamodule(args.checkpoint)
     datamodule.prepare_data()
     datamodule.setup("test")
     data = datamodule.data_test
     images = list(data.images[: settings.split_lines])
     texts = list(data.texts[: settings.split_lines])
     lm_path = Path(args.lm) if args.lm else default_lm(settings.lm_lines, settings.lm_order)
-    lm = load_token_lm(lm_path, fp32.tokenizer)
+    lm = load_token_lm(lm_path, joint.tokenizer)
     subset = (images[:lines], texts[:lines])
+    beam, fused = BeamOptions(5), BeamOptions(5, lm, args.lm_weight)
     searches = {
-        "greedy": None,
-        "beam5": BeamOptions(5),
-        "beam5_lm": BeamOptions(5, lm, args.lm_weight),
+        "greedy": ("joint", None),
+        "beam5": ("joint", beam),
+        "beam5_lm": ("joint", fused),
+        "ctc": ("ctc", None),
+        "ctc_beam5_lm": ("ctc", fused),
     }
     rows = []
     results: dict[str, Any] = {}
-    for name, beam in searches.items():
-        results[name] = read(fp32, *subset, beam)
-        rows.append({"decoder": name, "split": f"test[:{lines}]", **results[name]})
-    whole = {"fp32": read(fp32, images, texts, None), "int8": read(int8, images, texts, None)}
-    for name, figures in whole.items():
-        rows.append({"decoder": f"greedy {name}", "split": "test", **figures})
+    whole: dict[str, Any] = {}
+    for decoder in decoders:
+        fp32 = joint if decoder == "joint" else load_recognizer(args.checkpoint, decoder=decoder)
+        for name, (kind, search) in searches.items():
+            if kind == decoder:
+                results[name] = read(fp32, *subset, search)
+                rows.append({"decoder": name, "split": f"test[:{lines}]", **results[name]})
+        int8 = load_recognizer(args.checkpoint, quantize="int8", decoder=decoder)
+        for precision, recognizer in (("fp32", fp32), ("int8", int8)):
+            name = precision if decoder == "joint" else f"{decoder}_{precision}"
+            whole[name] = read(recognizer, images, texts, None)
+            rows.append(
+                {"decoder": f"{decoder} best path {precision}", "split": "test", **whole[name]}
+            )
     print_table(rows)
     gain = results["greedy"]["cer"] - results["beam5_lm"]["cer"]
     cost = whole["int8"]["cer"] - whole["fp32"]["cer"]
@@ -118,6 +134,13 @@ def main(argv: list[str] | None = None) -> None:
         f"{results['greedy']['cer']:.4f} ({gain:+.4f} lower) on the first {lines} test "
         f"lines; int8 costs {cost:+.4f} CER against fp32 on all {len(texts)}"
     )
+    if "ctc" in decoders:
+        print(
+            f"ctc best path: CER {whole['ctc_fp32']['cer']:.4f} in "
+            f"{whole['ctc_fp32']['seconds_per_line'] * 1000:.1f} ms a line, against the "
+            f"attention decoder's {whole['fp32']['cer']:.4f} in "
+            f"{whole['fp32']['seconds_per_line'] * 1000:.1f} ms, on all {len(texts)}"
+        )
     out = {
         "checkpoint": checkpoint_name(Path(args.checkpoint)),
         "datamodule": type(datamodule).__name__,
@@ -127,6 +150,7 @@ def main(argv: list[str] | None = None) -> None:
         "lm": {"file": lm_path.name, "order": lm.model.order, "weight": args.lm_weight},
         "length_norm": BeamOptions().length_norm,
         **results,
+        "decoders": decoders,
         "test_split": {**whole, "int8_minus_fp32_cer": cost},
         "machine": machine(),
     }

@@ -111,7 +111,7 @@ def test_predict_smoke(tmp_path: Path) -> None:
     runtimes = {(row["kind"], row["runtime"]) for row in results["rows"]}
     assert runtimes == {
         (kind, runtime) for kind in predict.KINDS for runtime in ("eager", "eager_int8")
-    }
+    } | {("lines", "ctc"), ("lines", "ctc_int8")}  # the page network has no CTC head
 
 
 @pytest.mark.slow
@@ -128,6 +128,9 @@ def test_quality_smoke(tmp_path: Path, tiny_checkpoint: Tiny) -> None:
     )
     assert results["greedy"]["lines"] == quality.SMOKE.lines
     assert results["lm"]["order"] == quality.SMOKE.lm_order
+    assert results["decoders"] == ["joint", "ctc"]  # the tiny reader has a CTC head
+    assert results["ctc_beam5_lm"]["lines"] == quality.SMOKE.lines
+    assert set(results["test_split"]) >= {"fp32", "int8", "ctc_fp32", "ctc_int8"}
 
 
 @pytest.mark.slow

@@ -261,4 +261,14 @@ def test_a_server_reads_every_request_with_its_decoder(
             assert answer["text"] == _ctc_readings(tiny_checkpoint, [image], width=3)[0]
         refused = post_image(client, paths[0].read_bytes(), decoder="joint")  # the server's
         assert refused.status_code == 422 and "unknown field(s) decoder" in refused.text
-    assert load_model(tiny_checkpoint.checkpoint).info["decoder"] == "joint"
+
+
+def test_a_server_reads_with_the_ctc_head_unless_told_or_there_is_none(
+    tiny_checkpoint: Tiny, tmp_path: Path
+) -> None:
+    """The faster decoder is a server's default; a network without a CTC head reads with its
+    attention decoder."""
+    assert load_model(tiny_checkpoint.checkpoint).info["decoder"] == "ctc"
+    assert load_model(tiny_checkpoint.checkpoint, decoder="joint").info["decoder"] == "joint"
+    headless = _without_ctc_head(tiny_checkpoint, tmp_path / "headless.ckpt")
+    assert load_model(headless).info["decoder"] == "joint"

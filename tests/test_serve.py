@@ -46,7 +46,8 @@ def post_image(client: httpx.Client, data: bytes, **fields: str) -> httpx.Respon
 
 @pytest.fixture
 def model(tiny_checkpoint: Tiny) -> Model:
-    return load_model(tiny_checkpoint.checkpoint)
+    """Read with the attention decoder, as `predict` reads by default."""
+    return load_model(tiny_checkpoint.checkpoint, decoder="joint")
 
 
 @contextlib.contextmanager

@@ -47,7 +47,8 @@ def served(tiny_checkpoint: Tiny, tmp_path: Path, data_root: Path) -> Iterator[s
     port = free_port()
     log = tmp_path / "serve.log"
     command = [sys.executable, "-m", "text_recognizer.cli", "serve", "--port", str(port)]
-    command += ["--checkpoint", str(tiny_checkpoint.checkpoint)]
+    # The tiny reader's attention decoder reads its lines; its CTC head, the default, not yet.
+    command += ["--checkpoint", str(tiny_checkpoint.checkpoint), "--decoder", "joint"]
     env = {**os.environ, DATA_DIR_ENV: str(data_root), "OMP_NUM_THREADS": "1"}
     with log.open("w") as out:
         server = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)

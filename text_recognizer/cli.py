@@ -26,7 +26,9 @@ text-recognizer lm train [CORPUS.txt] --out LM.arpa  a character n-gram model (-
     [--order N] [--synthetic-lines N]                text file, one sentence a line, or of the
                                                      synthetic text source without one
 text-recognizer serve --checkpoint CKPT | --model DIR
-    [--host 127.0.0.1] [--port 8000] [--workers N]   the HTTP API and the web page at /
+    [--host 127.0.0.1] [--port 8000] [--workers N]   the HTTP API and the web page at /; a
+                                                     checkpoint with a CTC head is served
+                                                     with it (--decoder joint: the other)
 
 CKPT and DIR are model references: a path, https://.../model.zip#sha256=<hex>,
 wandb:<entity>/<project>/<artifact>:<alias> or hf:<user>/<repo>[@revision], fetched once into
@@ -338,12 +340,17 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--timeout", type=float, default=defaults.timeout_s, help="seconds")
     serve.set_defaults(run=_serve)
 
-    for command in (predict, evaluate, export, serve):
+    for command, default in (
+        (predict, "joint"),
+        (evaluate, "joint"),
+        (export, "joint"),
+        (serve, "ctc where the checkpoint has a CTC head, else joint"),
+    ):
         command.add_argument(
             "--decoder",
             choices=DECODERS,
-            help="joint: the attention decoder (default); ctc: the CTC head alone (an export "
-            "reads with the decoder it was made for)",
+            help=f"joint: the attention decoder; ctc: the CTC head alone (default: {default}; "
+            "an export reads with the decoder it was made for)",
         )
 
     args = parser.parse_args(argv)
