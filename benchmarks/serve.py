@@ -45,7 +45,8 @@ from benchmarks.common import (
 )
 from text_recognizer.data.processed import reading
 from text_recognizer.data.synthetic_lines import SyntheticLines
-from text_recognizer.inference import load_recognizer
+from text_recognizer.decode import DECODERS
+from text_recognizer.serve.model import load_model
 from text_recognizer.serve.server import default_threads
 from text_recognizer.spec import read_checkpoint
 
@@ -204,16 +205,20 @@ def number(cell: str) -> float | None:
 
 
 def in_process(
-    checkpoint: Path, lines: list[np.ndarray], threads: int, count: int
+    checkpoint: Path, lines: list[np.ndarray], threads: int, count: int, decoder: str | None
 ) -> dict[str, Any]:
     """The decoder's own speed on the same lines, before any server runs: alone, and in batches
     of 16 as a server gets them (the lines in their order, each batch cropped to its widest and
     decoded until its longest ends). No HTTP, no other process: the ceiling of the figures."""
     torch.set_num_threads(threads)
-    recognizer = load_recognizer(checkpoint)
+    recognizer = load_model(checkpoint, decoder=decoder).recognizer  # as the servers read
     fitted = [recognizer.fit(line) for line in lines[:count]]
     recognizer.predict_fitted(fitted[:4])
-    result: dict[str, Any] = {"threads": threads, "lines": len(fitted)}
+    result: dict[str, Any] = {
+        "threads": threads,
+        "decoder": recognizer.decoder,
+        "lines": len(fitted),
+    }
     for batch in (1, 16):
         began = time.perf_counter()
         for start in range(0, len(fitted), batch):
@@ -225,13 +230,18 @@ def in_process(
 
 
 def measure(
-    checkpoint: Path, settings: Settings, threads: int, flags: list[str], folder: Path
+    checkpoint: Path,
+    settings: Settings,
+    threads: int,
+    flags: list[str],
+    folder: Path,
+    decoder: str | None,
 ) -> dict[str, Any]:
     images = folder / "images"
     images.mkdir()
     pngs = []
     lines = test_lines(checkpoint, settings.lines)
-    reference = in_process(checkpoint, lines, threads, settings.in_process_lines)
+    reference = in_process(checkpoint, lines, threads, settings.in_process_lines, decoder)
     print(f"in process: {reference}")
     for i, line in enumerate(lines):
         Image.fromarray(line).save(images / f"{i:04d}.png")
@@ -244,7 +254,8 @@ def measure(
             )
             for mode, b in MODES.items()
         }
-        limits = httpx.get(f"{servers['on'][0]}/v1/model").json()["limits"]
+        described = httpx.get(f"{servers['on'][0]}/v1/model").json()
+        limits = described["limits"]
         options = ["--images", str(images), "--max-upload-bytes", str(limits["max_upload_bytes"])]
         for url, _ in servers.values():
             warm_up(url, pngs)
@@ -259,6 +270,7 @@ def measure(
             details.append(detail)
         ended = {mode: process.poll() for mode, (_, process) in servers.items()}
     return {
+        "decoder": described["decoder"],
         "rows": rows,
         "details": details,
         "servers_ended": ended,
@@ -290,11 +302,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=int, help="length of each phase (default: 20)")
     parser.add_argument("--threads", type=int, help="the servers' torch threads")
     parser.add_argument("--max-wait-ms", type=float, help="the batching server's max wait")
+    parser.add_argument("--decoder", choices=DECODERS, help="the servers' (default: theirs)")
     parser.add_argument("--note", default="", help="what else ran on the machine, for the JSON")
     add_arguments(parser)
     args = parser.parse_args(argv)
     threads = args.threads or default_threads()  # the servers' default, stated
     flags = [f"--threads={threads}"]
+    if args.decoder:
+        flags.append(f"--decoder={args.decoder}")
     if args.max_wait_ms is not None:
         flags.append(f"--max-wait-ms={args.max_wait_ms}")
     if not args.checkpoint.is_file():
@@ -304,7 +319,7 @@ def main(argv: list[str] | None = None) -> None:
         settings = dataclasses.replace(settings, seconds=args.seconds)
     load_before = machine()
     with tempfile.TemporaryDirectory() as folder:
-        measured = measure(args.checkpoint, settings, threads, flags, Path(folder))
+        measured = measure(args.checkpoint, settings, threads, flags, Path(folder), args.decoder)
     rows = measured["rows"]
     print()
     print_table(rows)
@@ -316,6 +331,7 @@ def main(argv: list[str] | None = None) -> None:
         f"sends {BAD_FRACTION:.0%} bad inputs: not an image, too many bytes, too many pixels, "
         f"truncated; each must get its 4xx. {args.note}".strip(),
         "checkpoint": checkpoint_name(args.checkpoint),
+        "decoder": measured["decoder"],
         "seconds_per_phase": settings.seconds,
         "servers": {mode: {"max_batch": b, "flags": flags} for mode, b in MODES.items()},
         "limits": measured["limits"],

@@ -138,6 +138,7 @@ def test_serve_smoke(tmp_path: Path, tiny_checkpoint: Tiny, tiny_lines: Syntheti
     results = smoke(serve.main, tmp_path, "serve", "--checkpoint", str(tiny_checkpoint.checkpoint))
     assert len(results["rows"]) == 2 * len(serve.SMOKE.users) + 1  # each mode, then bad inputs
     assert results["targets"]["no_server_ended"]
+    assert results["decoder"] == results["in_process"]["decoder"] == "ctc"  # the servers' default
 
 
 @pytest.mark.slow
