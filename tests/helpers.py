@@ -62,7 +62,7 @@ DDP = [*SHORT_RUN, "datamodule.batch_size=4", "trainer=ddp"]
 
 
 def from_yaml(name: str, *overrides: str, **values: Any) -> BaseDataModule:
-    """Datamodule `name` as training builds it, from `training/conf/datamodule/<name>.yaml`:
+    """Datamodule `name` as training builds it, from `text_recognizer/conf/datamodule/<name>.yaml`:
     changed by dotted `overrides` (`lines.height=32`), and `values` in place of the yaml's."""
     return registry.configured(name, overrides)(**values)
 

@@ -9,6 +9,7 @@ from helpers import compose_with
 from hydra.utils import get_object
 from omegaconf import OmegaConf
 
+from text_recognizer.data import registry
 from text_recognizer.data.base import BaseDataModule
 from text_recognizer.errors import ConfigError
 from text_recognizer.model.lit_transformer import LitTransformer
@@ -16,11 +17,13 @@ from text_recognizer.network import ConvTransformer
 from training.run import build
 
 CONF = Path(__file__).parents[1] / "training" / "conf"
-GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir())
+# Hydra's search path: training's configs, then the library's (the datamodule group).
+SEARCH_PATH = (CONF, registry.CONFIGS.parent)
+GROUPS = sorted({p.parent.name for root in SEARCH_PATH for p in root.glob("*/*.yaml")})
 
 
 def options(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+    return sorted(p.stem for root in SEARCH_PATH for p in (root / group).glob("*.yaml"))
 
 
 def targets(node: object) -> list[str]:

@@ -181,8 +181,7 @@ def test_a_non_ascii_charset_goes_through_training_the_checkpoint_and_predict(
         "+experiment=finetune_documents",
         f"model.init_from={checkpoint}",
         *(f"datamodule.{s}_sources=[{tmp_path / s}]" for s in ("train", "val", "test")),
-        f"hydra.searchpath=[file://{conf}]",  # a table with non-ASCII keys lives in a yaml:
-        "datamodule=pages",  # Hydra's command-line grammar has no such keys
+        "datamodule=pages",  # non-ASCII keys live in a yaml (--config-dir): not on a command line
         "datamodule.batch_size=2",
         "trainer.max_steps=2",
         "trainer.val_check_interval=1",
@@ -190,7 +189,7 @@ def test_a_non_ascii_charset_goes_through_training_the_checkpoint_and_predict(
         f"hydra.run.dir={run_dir}",
     ]
     result = subprocess.run(
-        [sys.executable, "main.py", *overrides],
+        [sys.executable, "main.py", f"--config-dir={conf}", *overrides],
         cwd=ROOT,
         env=main_env(tmp_path / "data"),
         capture_output=True,

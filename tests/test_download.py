@@ -11,7 +11,7 @@ from fake_archives import closed_port, serve, sha256, write_metadata
 from helpers import current_umask
 
 from text_recognizer.data.download import (
-    REPO_RAW,
+    PACKAGED_RAW,
     ChecksumError,
     DownloadError,
     MissingArchiveError,
@@ -149,9 +149,9 @@ def test_a_missing_archive_says_what_to_run(data_root: Path) -> None:
         ensure_extracted(load_metadata("iam"))
 
 
-def test_the_repo_metadata_is_used_when_the_data_root_has_none(data_root: Path) -> None:
+def test_the_packaged_metadata_is_used_when_the_data_root_has_none(data_root: Path) -> None:
     iam, emnist = load_metadata("iam"), load_metadata("emnist")
-    assert iam.source == REPO_RAW / "iam" / "metadata.toml"
+    assert iam.source == PACKAGED_RAW / "iam" / "metadata.toml"
     assert iam.filename == "iamdb.zip" and len(iam.sha256) == 64 and len(iam.test_ids) > 200
     assert emnist.filename == "matlab.zip" and emnist.url.startswith("https://")
     with pytest.raises(FileNotFoundError, match="no metadata for dataset 'nope'"):

@@ -7,7 +7,7 @@ text-recognizer-data download [NAME ...]        fetch and verify EMNIST and IAM 
 text-recognizer-data generate [NAME ...]        build the processed datasets, skipping what is
                                                 done, and real ones whose archives are absent;
                                                 each with the values of its training config
-                                                (training/conf/datamodule/NAME.yaml)
+                                                (text_recognizer/conf/datamodule/NAME.yaml)
 text-recognizer-data info [NAME] [--grid PNG]   sizes, shapes, charset coverage; a PNG of samples
 
 Your own documents are the datamodule `documents`, named with its sources as main.py takes them:

@@ -1,10 +1,11 @@
 """Fetch, verify and unpack the real datasets' archives.
 
 What to fetch (url, filename, sha256, split ids) is read from
-`<data root>/raw/<name>/metadata.toml`, falling back to the repo's copy under `data/raw/`, so a
-relocated data root (or a test) can point at another server. Archives land in
-`<data root>/downloaded/<name>/<filename>` and unpack beside them into `extracted/`. Nothing is
-trusted before its sha256 matches, and nothing half-written is ever left under a final name.
+`<data root>/raw/<name>/metadata.toml`, falling back to the package's own copy (`raw/` beside
+this module, so that an installed wheel has it too): a relocated data root (or a test) can point
+at another server. Archives land in `<data root>/downloaded/<name>/<filename>` and unpack beside
+them into `extracted/`. Nothing is trusted before its sha256 matches, and nothing half-written
+is ever left under a final name.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from text_recognizer.data.paths import data_root, exclusive
 from text_recognizer.errors import DataError, MissingDataError, TextRecognizerError
 from text_recognizer.io import atomic_path, publish
 
-REPO_RAW = Path(__file__).resolve().parents[2] / "data" / "raw"
+PACKAGED_RAW = Path(__file__).resolve().parent / "raw"
 CHUNK = 1 << 20
 TIMEOUT_SECONDS = 60
 # Unpacking limits: real archives are images and MATLAB files (ratio near 1), so anything far
@@ -78,9 +79,9 @@ class Metadata:
 
 
 def metadata_path(name: str, root: Path | None = None) -> Path:
-    """The data root's metadata.toml for `name` if it has one, else the repo's."""
+    """The data root's metadata.toml for `name` if it has one, else the package's."""
     local = (root or data_root()) / "raw" / name / "metadata.toml"
-    return local if local.is_file() else REPO_RAW / name / "metadata.toml"
+    return local if local.is_file() else PACKAGED_RAW / name / "metadata.toml"
 
 
 def load_metadata(name: str, root: Path | None = None) -> Metadata:

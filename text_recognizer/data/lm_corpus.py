@@ -4,7 +4,7 @@ text the recognizer learnt to read.
 
 It lives with the data, not in `text_recognizer.lm`, which sits beside the data in the import
 layers and may not import it: the share of sentence lines and the longest line are the default
-datamodule's, read from their one home, `training/conf/datamodule/synthetic_lines.yaml`.
+datamodule's, read from their one home, `text_recognizer/conf/datamodule/synthetic_lines.yaml`.
 """
 
 from __future__ import annotations

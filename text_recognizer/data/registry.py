@@ -1,5 +1,5 @@
 """The datamodules by config name, each with the values of its training config
-(`training/conf/datamodule/<name>.yaml`).
+(`text_recognizer/conf/datamodule/<name>.yaml`, the `datamodule` group that main.py composes).
 
 `text-recognizer-data generate` and `text-recognizer evaluate --datamodule NAME` build them from
 these, so what they build is exactly what a training run reads. The yaml is the one home of
@@ -28,9 +28,11 @@ from text_recognizer.data.iam_paragraphs import (
 )
 from text_recognizer.data.synthetic_lines import SyntheticLines
 from text_recognizer.data.synthetic_paragraphs import SyntheticParagraphs
-from text_recognizer.errors import ConfigError, MissingDataError
+from text_recognizer.errors import ConfigError
 
-CONFIGS = Path(__file__).resolve().parents[2] / "training" / "conf" / "datamodule"
+# Package data, so that an installed wheel builds what a clone does; training/conf/config.yaml
+# puts the folder above on Hydra's search path (`pkg://text_recognizer.conf`).
+CONFIGS = Path(__file__).resolve().parents[1] / "conf" / "datamodule"
 # In the order `generate` builds them: later ones read earlier ones' files.
 CLASSES: dict[str, type[BaseDataModule]] = {
     "synthetic_lines": SyntheticLines,
@@ -52,11 +54,6 @@ def values(name: str, overrides: Sequence[str] = ()) -> dict[str, Any]:
     """The training config of datamodule `name`, composed as Hydra composes it and resolved,
     changed by `overrides` as main.py takes them (`datamodule.sources=[pages/]`)."""
     path = CONFIGS / f"{name}.yaml"
-    if not path.is_file():
-        raise MissingDataError(
-            f"{path} is missing: datamodules are built from the training configs of a clone of "
-            "this repository"
-        )
     try:
         config = _compose(path)
         changes = OmegaConf.from_dotlist([o.removeprefix("datamodule.") for o in overrides])
