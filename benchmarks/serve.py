@@ -44,7 +44,7 @@ from benchmarks.common import (
     write,
 )
 from text_recognizer.data.processed import reading
-from text_recognizer.data.synthetic_lines import SyntheticLines
+from text_recognizer.data.synthetic.lines import SyntheticLines
 from text_recognizer.inference import load_recognizer
 from text_recognizer.serve.server import default_threads
 from text_recognizer.spec import read_checkpoint

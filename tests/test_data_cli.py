@@ -14,8 +14,8 @@ from omegaconf import OmegaConf
 from text_recognizer.data import cli as data_cli
 from text_recognizer.data import registry
 from text_recognizer.data.paths import DATA_DIR_ENV
-from text_recognizer.data.synthetic_lines import SyntheticLines
-from text_recognizer.data.synthetic_paragraphs import SyntheticParagraphs
+from text_recognizer.data.synthetic.lines import SyntheticLines
+from text_recognizer.data.synthetic.paragraphs import SyntheticParagraphs
 
 CONF = ROOT / "training" / "conf"
 

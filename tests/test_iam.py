@@ -14,7 +14,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from text_recognizer.data.download import download, load_metadata
-from text_recognizer.data.iam import IAM, SPLITS, Form, assign_splits, parse_form
+from text_recognizer.data.iam.forms import IAM, SPLITS, Form, assign_splits, parse_form
 from text_recognizer.data.paths import DATA_DIR_ENV
 from text_recognizer.data.processed import DoesNotFitError
 from text_recognizer.data.transforms import ImageStem

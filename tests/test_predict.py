@@ -17,16 +17,20 @@ import numpy as np
 import pytest
 import torch
 from conftest import TINY_LINE_DATA
+from fake_archives import write_metadata
+from fake_documents import lines_of, write_page
 from helpers import datamodule_values, from_yaml, synthetic_lines
 from PIL import Image
 from tiny_recognizer import NETWORK, TEXTS, Tiny, render
 
 from text_recognizer import cli
-from text_recognizer.data.synthetic_lines import SyntheticLines
-from text_recognizer.data.synthetic_paragraphs import SyntheticParagraphs
+from text_recognizer.data import cli as data_cli
+from text_recognizer.data import registry
+from text_recognizer.data.synthetic.lines import SyntheticLines
+from text_recognizer.data.synthetic.paragraphs import SyntheticParagraphs
 from text_recognizer.decode import greedy_decode
 from text_recognizer.inference import CheckpointError, load_recognizer
-from text_recognizer.spec import CHECKPOINT_KEY, InferenceSpec
+from text_recognizer.spec import CHECKPOINT_KEY, MOVED, InferenceSpec
 from text_recognizer.tokenizer import Tokenizer
 
 run_cli = functools.partial(helpers.run_cli, main=cli.main)
@@ -271,6 +275,42 @@ def test_a_line_checkpoint_from_before_the_sentences_builds_the_data_it_was_trai
     old = InferenceSpec.from_dict({**spec, "datamodule": recorded}, "old").build_datamodule("old")
     assert isinstance(old, SyntheticLines) and old.config.sentences == 0.0
     assert old.path == from_yaml("synthetic_lines", sentences=0.0).path
+
+
+def _recorded_where_it_was(config: object) -> object:
+    """`config` with every datamodule `_target_` as checkpoints recorded it before the move."""
+    if not isinstance(config, dict):
+        return config
+    was = {now: old for old, now in MOVED.items()}
+    recorded = {k: _recorded_where_it_was(v) for k, v in config.items()}
+    return recorded | {"_target_": was[config["_target_"]]} if "_target_" in config else recorded
+
+
+def test_every_datamodule_has_the_path_it_had_before_the_move() -> None:
+    assert set(MOVED.values()) == {
+        f"{cls.__module__}.{cls.__name__}" for cls in registry.CLASSES.values()
+    }
+
+
+@pytest.mark.parametrize("name", list(registry.CLASSES))
+def test_a_checkpoint_naming_a_datamodule_where_it_was_builds_it_where_it_is(
+    name: str, tiny_checkpoint: Tiny, data_root: Path, tmp_path: Path
+) -> None:
+    """Checkpoints written before `text_recognizer.data` was organised by source name each
+    datamodule by its old module: they build today's class, reading today's files."""
+    for archive in ("iam", "emnist"):  # the real datasets' files are named by their archives
+        write_metadata(data_root, archive, f"http://127.0.0.1/{archive}.zip", "0" * 64)
+    sources = []
+    if name in registry.OWN:
+        for i in range(3):  # one a split
+            write_page(tmp_path / "pages", f"p{i}", lines_of(["a line"]))
+        sources = [f"datamodule.sources=[{tmp_path / 'pages'}]"]
+    spec = torch.load(tiny_checkpoint.checkpoint, weights_only=True)[CHECKPOINT_KEY]
+    recorded = _recorded_where_it_was(registry.values(name, sources))
+    assert recorded["_target_"] in MOVED
+    old = InferenceSpec.from_dict({**spec, "datamodule": recorded}, "old").build_datamodule("old")
+    new = from_yaml(name, *sources)
+    assert type(old) is type(new) and data_cli._paths(old) == data_cli._paths(new) != []
 
 
 def test_bad_checkpoints_are_refused_in_one_line_naming_the_problem(

@@ -60,7 +60,7 @@ def collate_cropped(
 
     Training pages keep a random strip of that paper: a page reader that only ever saw its text
     end at the bottom edge stops reading there, and one that always saw paper below is lost
-    without it (see `text_recognizer.data.curriculum`). The strip is drawn from the batch's
+    without it (see `text_recognizer.data.pages.curriculum`). The strip is drawn from the batch's
     labels, so a resumed run crops as the uninterrupted one did.
     """
     images, targets = default_collate(samples)

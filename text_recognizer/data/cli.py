@@ -26,8 +26,8 @@ from pathlib import Path
 from text_recognizer.data import registry
 from text_recognizer.data.base import BaseDataModule
 from text_recognizer.data.download import MissingArchiveError, download, load_metadata
-from text_recognizer.data.emnist_lines import download_brown
-from text_recognizer.data.iam_paragraphs import IAMParagraphs
+from text_recognizer.data.emnist.lines import download_brown
+from text_recognizer.data.iam.paragraphs import IAMParagraphs
 from text_recognizer.data.synthetic import corpus, pool
 from text_recognizer.errors import REPORTED, ConfigError
 

@@ -17,8 +17,8 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
-from text_recognizer.data import emnist
 from text_recognizer.data.base import BaseDataModule
+from text_recognizer.data.emnist import characters
 from text_recognizer.data.paths import data_root
 from text_recognizer.data.processed import (
     SPLITS,
@@ -155,7 +155,7 @@ class EMNISTLines(BaseDataModule):
     def _key(self) -> str:
         source = "brown" if brown_sentences(nltk_folder()) else "offline"
         params = (self.sizes, self.max_length, self.overlap, self.seed, source)
-        emnist_key = emnist.processed_path()[1]
+        emnist_key = characters.processed_path()[1]
         return digest(FORMAT_VERSION, emnist_key, self.stem.height, self.stem.width, *params)
 
     @property
@@ -166,8 +166,8 @@ class EMNISTLines(BaseDataModule):
         path, key = self.path, self._key()
         if is_complete(path, key):
             return
-        characters = emnist.load()
-        build(path, key, lambda f: self._write(f, characters))
+        loaded = characters.load()
+        build(path, key, lambda f: self._write(f, loaded))
 
     def _write(self, f: h5py.File, characters: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
         test_images, test_chars = characters["test"]

@@ -23,11 +23,11 @@ from tqdm import tqdm
 
 from text_recognizer.data.augment import PARAGRAPH_AFFINE, AugmentedStem
 from text_recognizer.data.base import BaseDataModule, ImageTextDataset, run_seed
-from text_recognizer.data.curriculum import AssembledPages, Curriculum, CurriculumSampler
 from text_recognizer.data.download import load_metadata
-from text_recognizer.data.iam import FORM_SCALE, IAM, SPLITS, Form
-from text_recognizer.data.iam_lines import usable_lines
-from text_recognizer.data.paragraphs import Layout, LinePool, check_fits
+from text_recognizer.data.iam.forms import FORM_SCALE, IAM, SPLITS, Form
+from text_recognizer.data.iam.lines import usable_lines
+from text_recognizer.data.pages.assembly import Layout, LinePool, check_fits
+from text_recognizer.data.pages.curriculum import AssembledPages, Curriculum, CurriculumSampler
 from text_recognizer.data.paths import data_root
 from text_recognizer.data.processed import (
     build,
@@ -242,8 +242,8 @@ class IAMParagraphs(BaseDataModule):
 
 class IAMSyntheticParagraphs(IAMParagraphs):
     """Training on synthetic paragraphs only, `synthetic_size` an epoch, assembled as they are
-    drawn, through `curriculum` if given (see `text_recognizer.data.curriculum`); validation and
-    test on real ones."""
+    drawn, through `curriculum` if given (see `text_recognizer.data.pages.curriculum`);
+    validation and test on real ones."""
 
     real_train = False
 

@@ -17,7 +17,7 @@ from tqdm import tqdm
 from text_recognizer.data.augment import LINE_AFFINE, AugmentedStem
 from text_recognizer.data.base import BaseDataModule
 from text_recognizer.data.download import load_metadata
-from text_recognizer.data.iam import IAM, SPLITS, Box, Form, Line
+from text_recognizer.data.iam.forms import IAM, SPLITS, Box, Form, Line
 from text_recognizer.data.paths import data_root
 from text_recognizer.data.processed import (
     build,

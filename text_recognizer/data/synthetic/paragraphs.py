@@ -6,9 +6,9 @@ paragraphs reuse the synthetic lines' h5 (the one `make generate` renders), trai
 from training-font lines and validation/test ones from the held-out fonts' lines.
 
 Validation and test pages are assembled once into an h5. Training pages are assembled as they
-are drawn (`text_recognizer.data.curriculum`), so that a curriculum can grow them from one line
-to `max_lines` and every epoch sees new pages. Batches are cropped to their content, so a batch
-of short pages costs the encoder only what it holds.
+are drawn (`text_recognizer.data.pages.curriculum`), so that a curriculum can grow them from one
+line to `max_lines` and every epoch sees new pages. Batches are cropped to their content, so a
+batch of short pages costs the encoder only what it holds.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ import numpy as np
 from tqdm import tqdm
 
 from text_recognizer.data.base import BaseDataModule, ImageTextDataset, run_seed
-from text_recognizer.data.curriculum import AssembledPages, Curriculum, CurriculumSampler
-from text_recognizer.data.paragraphs import Layout, LinePool
+from text_recognizer.data.pages.assembly import Layout, LinePool
+from text_recognizer.data.pages.curriculum import AssembledPages, Curriculum, CurriculumSampler
 from text_recognizer.data.paths import data_root
 from text_recognizer.data.processed import (
     SPLITS,
@@ -37,7 +37,7 @@ from text_recognizer.data.processed import (
 )
 from text_recognizer.data.sampler import WidthBucketSampler
 from text_recognizer.data.synthetic.generate import generate
-from text_recognizer.data.synthetic_lines import SyntheticLines
+from text_recognizer.data.synthetic.lines import SyntheticLines
 
 FORMAT_VERSION = 3  # 2: lines trimmed and whitened by transforms/ink.py; 3: one hand a page,
 # its family stored, no training split
