@@ -197,6 +197,13 @@ def test_synthetic_paragraphs_use_training_lines_only(iam_data: Path) -> None:
     assert page[-40:, -40:].min() > 150
 
 
+def test_paragraphs_with_no_training_pages_are_refused() -> None:
+    with pytest.raises(ValueError, match="need real_train or a positive synthetic_size"):
+        from_yaml("iam_paragraphs", real_train=False)
+    with pytest.raises(ValueError, match="need real_train or a positive synthetic_size"):
+        from_yaml("iam_synthetic_paragraphs", synthetic_size=-1)
+
+
 def test_synthetic_pages_follow_the_curriculum(iam_data: Path) -> None:
     # 8 pages an epoch: the first epoch's hold 1 line, the second's 2 (the pool's training forms
     # have 2 or more lines each).

@@ -13,7 +13,8 @@ mapping table its labels were written with (a charset built from documents); wit
 text is taken as it is. A synthetic paragraphs datamodule recorded before its config composed
 the synthetic lines' (its `line_*` keys) is read as the composed one it meant. A datamodule
 recorded under the module it had before `text_recognizer.data` was organised by source is read
-under the one it has now (`MOVED`).
+as the class it is now (`MOVED`); the IAM paragraph subclasses as `IAMParagraphs` with the
+keywords they stood for.
 """
 
 from __future__ import annotations
@@ -41,20 +42,23 @@ FORMAT_VERSION = 2
 PACKAGE = "text_recognizer."
 NETWORK_PREFIX = "network."  # LitTransformer holds the network as `self.network`
 DATA = "text_recognizer.data."
+IAM_PARAGRAPHS = f"{DATA}iam.paragraphs.IAMParagraphs"
 # Datamodules by the `_target_` checkpoints recorded before `text_recognizer.data` was organised
-# by source, a folder each: a recorded one (nested ones too) is read as where the class is now.
-MOVED: dict[str, str] = {
-    f"{DATA}synthetic_lines.SyntheticLines": f"{DATA}synthetic.lines.SyntheticLines",
+# by source, a folder each: a recorded one (nested ones too) is read as the class it is now, with
+# the keywords the old name stood for (the IAM paragraph variants were subclasses).
+MOVED: dict[str, tuple[str, dict[str, Any]]] = {
+    f"{DATA}synthetic_lines.SyntheticLines": (f"{DATA}synthetic.lines.SyntheticLines", {}),
     f"{DATA}synthetic_paragraphs.SyntheticParagraphs": (
-        f"{DATA}synthetic.paragraphs.SyntheticParagraphs"
+        f"{DATA}synthetic.paragraphs.SyntheticParagraphs",
+        {},
     ),
-    f"{DATA}iam_lines.IAMLines": f"{DATA}iam.lines.IAMLines",
-    f"{DATA}iam_paragraphs.IAMParagraphs": f"{DATA}iam.paragraphs.IAMParagraphs",
-    f"{DATA}iam_paragraphs.IAMSyntheticParagraphs": f"{DATA}iam.paragraphs.IAMSyntheticParagraphs",
-    f"{DATA}iam_paragraphs.IAMExtendedParagraphs": f"{DATA}iam.paragraphs.IAMExtendedParagraphs",
-    f"{DATA}emnist.EMNIST": f"{DATA}emnist.characters.EMNIST",
-    f"{DATA}emnist_lines.EMNISTLines": f"{DATA}emnist.lines.EMNISTLines",
-    f"{DATA}document_lines.DocumentLines": f"{DATA}documents.lines.DocumentLines",
+    f"{DATA}iam_lines.IAMLines": (f"{DATA}iam.lines.IAMLines", {}),
+    f"{DATA}iam_paragraphs.IAMParagraphs": (IAM_PARAGRAPHS, {}),
+    f"{DATA}iam_paragraphs.IAMSyntheticParagraphs": (IAM_PARAGRAPHS, {"real_train": False}),
+    f"{DATA}iam_paragraphs.IAMExtendedParagraphs": (IAM_PARAGRAPHS, {"real_train": True}),
+    f"{DATA}emnist.EMNIST": (f"{DATA}emnist.characters.EMNIST", {}),
+    f"{DATA}emnist_lines.EMNISTLines": (f"{DATA}emnist.lines.EMNISTLines", {}),
+    f"{DATA}document_lines.DocumentLines": (f"{DATA}documents.lines.DocumentLines", {}),
 }
 PARAGRAPHS = f"{DATA}synthetic.paragraphs.SyntheticParagraphs"
 # The lines a `line_*` synthetic paragraphs entry was stacked from: those keys named the sizes
@@ -80,6 +84,7 @@ LEGACY_LINES: dict[str, Any] = {
 # checkpoints' config meant; a recorded config without the key is built with it.
 ADDED_KEYS: dict[str, dict[str, Any]] = {
     f"{DATA}synthetic.lines.SyntheticLines": {"sentences": 0.0},
+    IAM_PARAGRAPHS: {"real_train": True, "synthetic_size": 0, "seed": 0, "curriculum": None},
 }
 
 
@@ -312,13 +317,14 @@ def _from_format_1(data: dict[str, Any], source: object) -> dict[str, Any]:
 
 
 def _moved(config: Any) -> Any:
-    """A recorded datamodule config with each `_target_` that `MOVED` names renamed."""
+    """A recorded datamodule config with each `_target_` that `MOVED` names as it is now."""
     if not isinstance(config, dict):
         return config
     moved = {k: _moved(v) for k, v in config.items()}
-    if moved.get("_target_") in MOVED:
-        moved["_target_"] = MOVED[moved["_target_"]]
-    return moved
+    if moved.get("_target_") not in MOVED:
+        return moved
+    target, meant = MOVED[moved["_target_"]]
+    return {**moved, "_target_": target, **meant}
 
 
 def _composed_lines(datamodule: dict[str, Any]) -> dict[str, Any]:

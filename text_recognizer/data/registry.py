@@ -21,11 +21,7 @@ from text_recognizer.data.documents.lines import DocumentLines
 from text_recognizer.data.emnist.characters import EMNIST
 from text_recognizer.data.emnist.lines import EMNISTLines
 from text_recognizer.data.iam.lines import IAMLines
-from text_recognizer.data.iam.paragraphs import (
-    IAMExtendedParagraphs,
-    IAMParagraphs,
-    IAMSyntheticParagraphs,
-)
+from text_recognizer.data.iam.paragraphs import IAMParagraphs
 from text_recognizer.data.synthetic.lines import SyntheticLines
 from text_recognizer.data.synthetic.paragraphs import SyntheticParagraphs
 from text_recognizer.errors import ConfigError, MissingDataError
@@ -39,8 +35,8 @@ CLASSES: dict[str, type[BaseDataModule]] = {
     "emnist_lines": EMNISTLines,
     "iam_lines": IAMLines,
     "iam_paragraphs": IAMParagraphs,
-    "iam_synthetic_paragraphs": IAMSyntheticParagraphs,
-    "iam_extended_paragraphs": IAMExtendedParagraphs,
+    "iam_synthetic_paragraphs": IAMParagraphs,
+    "iam_extended_paragraphs": IAMParagraphs,
     "documents": DocumentLines,
 }
 OWN = ("documents",)

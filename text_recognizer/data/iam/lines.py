@@ -8,25 +8,15 @@ inference would). Training crops get a small random affine on top.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import h5py
 import numpy as np
 from tqdm import tqdm
 
-from text_recognizer.data.augment import LINE_AFFINE, AugmentedStem
-from text_recognizer.data.base import BaseDataModule
 from text_recognizer.data.download import load_metadata
 from text_recognizer.data.iam.forms import IAM, SPLITS, Box, Form, Line
-from text_recognizer.data.paths import data_root
-from text_recognizer.data.processed import (
-    build,
-    check_labels,
-    digest,
-    is_complete,
-    read_split,
-    write_split,
-)
+from text_recognizer.data.processed import ProcessedFile, Writer, write_split
+from text_recognizer.data.processed_datamodule import ProcessedDataModule
 from text_recognizer.data.transforms import ImageStem
 from text_recognizer.tokenizer import Tokenizer
 
@@ -54,30 +44,11 @@ def _line_samples(
             yield stem.fit(iam.crop(form, image, box)), line.text, line.id
 
 
-def process_lines(path: Path, expected: str, height: int, width: int) -> bool:
-    """Write the fitted line crops of every split to `path` unless done; True if built now."""
-    if is_complete(path, expected):
-        return False
-    iam = IAM.load()
-
-    def write(f: h5py.File) -> None:
-        stem, tokenizer = ImageStem(height, width), Tokenizer()
-        skipped = sum(len(form.lines) - len(usable_lines(form, tokenizer)) for form in iam.forms)
-        if skipped:
-            print(f"iam lines: skipped {skipped} lines without word boxes or with unknown chars")
-        for split in SPLITS:
-            forms = iam.forms_of(split)
-            count = sum(len(usable_lines(form, tokenizer)) for form in forms)
-            samples = _line_samples(iam, forms, stem, tokenizer, split)
-            write_split(f, split, count, (height, width), samples)
-            f[split].attrs["writers"] = sorted({form.writer for form in forms})
-
-    return build(path, expected, write)
-
-
-class IAMLines(BaseDataModule):
+class IAMLines(ProcessedDataModule):
     """Handwritten lines from IAM, writer-independent splits, fitted to a line network's input
     (iam_lines.yaml's size and label length, checked against the data when it is processed)."""
+
+    sample = "IAM line"
 
     def __init__(
         self,
@@ -100,30 +71,28 @@ class IAMLines(BaseDataModule):
         )
         self.augment = augment
 
-    @property
-    def digest(self) -> str:
+    def file(self) -> ProcessedFile:
         sha = load_metadata("iam").sha256
-        return digest(FORMAT_VERSION, sha, self.stem.height, self.stem.width)
+        return ProcessedFile(
+            "iam_lines", "lines", (FORMAT_VERSION, sha, self.stem.height, self.stem.width)
+        )
 
-    @property
-    def path(self) -> Path:
-        return data_root() / "processed" / "iam_lines" / f"lines-{self.digest}.h5"
+    def writer(self) -> Writer:
+        """The line crops of every split, fitted by the stem."""
+        iam, shape = IAM.load(), (self.stem.height, self.stem.width)
 
-    def prepare_data(self) -> None:
-        process_lines(self.path, self.digest, self.stem.height, self.stem.width)
+        def write(f: h5py.File) -> None:
+            usable = {form.id: usable_lines(form, self.tokenizer) for form in iam.forms}
+            skipped = sum(len(form.lines) - len(usable[form.id]) for form in iam.forms)
+            if skipped:
+                print(
+                    f"iam lines: skipped {skipped} lines without word boxes or with unknown chars"
+                )
+            for split in SPLITS:
+                forms = iam.forms_of(split)
+                count = sum(len(usable[form.id]) for form in forms)
+                samples = _line_samples(iam, forms, self.stem, self.tokenizer, split)
+                write_split(f, split, count, shape, samples)
+                f[split].attrs["writers"] = sorted({form.writer for form in forms})
 
-    def setup(self, stage: str | None = None) -> None:
-        if hasattr(self, "data_train"):
-            return
-        self.prepare_data()
-        for split in SPLITS:
-            images, texts, ids = read_split(self.path, split)
-            check_labels(texts, ids, self.max_output_length, "IAM line")
-            setattr(self, f"data_{split}", self.dataset(images, texts))
-        if self.augment:
-            self.data_train.stem = AugmentedStem(
-                self.stem.height, self.stem.width, LINE_AFFINE, self.resize
-            )
-
-    def describe(self) -> str:
-        return f"{super().describe()}\n  file: {self.path}"
+        return write

@@ -5,8 +5,9 @@ left of the network's input by the stem's `shrink` rule, the one `predict` appli
 processing fails naming both if the input cannot hold the largest.
 Synthetic paragraphs stack random runs of training lines with the line counts, gaps and indents of
 real training paragraphs, for many more page layouts than IAM's 1,500 forms; they are assembled as
-they are drawn, new every epoch, from the training lines stored once. Three datamodules: real
-only, synthetic training only, and both (extended); validation and test are always real.
+they are drawn, new every epoch, from the training lines stored once. One datamodule, three
+configs: real training pages (iam_paragraphs.yaml), synthetic ones (iam_synthetic_paragraphs.yaml)
+and both (iam_extended_paragraphs.yaml); validation and test are always real.
 """
 
 from __future__ import annotations
@@ -21,25 +22,16 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
-from text_recognizer.data.augment import PARAGRAPH_AFFINE, AugmentedStem
-from text_recognizer.data.base import BaseDataModule, ImageTextDataset, run_seed
+from text_recognizer.data.augment import PARAGRAPH_AFFINE
+from text_recognizer.data.base import ImageTextDataset, run_seed
 from text_recognizer.data.download import load_metadata
 from text_recognizer.data.iam.forms import FORM_SCALE, IAM, SPLITS, Form
 from text_recognizer.data.iam.lines import usable_lines
 from text_recognizer.data.pages.assembly import Layout, LinePool, check_fits
 from text_recognizer.data.pages.curriculum import AssembledPages, Curriculum, CurriculumSampler
-from text_recognizer.data.paths import data_root
-from text_recognizer.data.processed import (
-    build,
-    check_labels,
-    digest,
-    is_complete,
-    read_split,
-    reading,
-    write_split,
-)
+from text_recognizer.data.processed import ProcessedFile, Writer, reading, write_split
+from text_recognizer.data.processed_datamodule import ProcessedDataModule
 from text_recognizer.data.sampler import WidthBucketSampler
-from text_recognizer.data.transforms import ImageStem
 from text_recognizer.metadata import iam as metadata
 from text_recognizer.tokenizer import Tokenizer
 
@@ -50,50 +42,6 @@ SCALE = metadata.PARAGRAPH_SCALE
 def usable_paragraph(form: Form, tokenizer: Tokenizer) -> bool:
     """Every line has a box (else the crop would miss text its label has) and known chars."""
     return form.box is not None and bool(form.text.strip()) and not tokenizer.unsupported(form.text)
-
-
-def process_paragraphs(path: Path, expected: str, height: int, width: int) -> bool:
-    """Write the real paragraphs of every split to `path` unless done; True if built now."""
-    if is_complete(path, expected):
-        return False
-    iam, tokenizer = IAM.load(), Tokenizer()
-    forms = {
-        split: [f for f in iam.forms_of(split) if usable_paragraph(f, tokenizer)]
-        for split in SPLITS
-    }
-    skipped = len(iam.forms) - sum(len(f) for f in forms.values())
-    if skipped:
-        print(f"iam paragraphs: skipped {skipped} forms with a line lacking boxes or known chars")
-    sizes = {
-        form.id: iam.crop_size(form, form.box, SCALE)
-        for split_forms in forms.values()
-        for form in split_forms
-        if form.box is not None
-    }
-    if not sizes:
-        raise ValueError(f"{iam.folder} holds no form whose lines all have boxes and known chars")
-    tallest = max(sizes, key=lambda i: sizes[i][1])
-    widest = max(sizes, key=lambda i: sizes[i][0])
-    check_fits(
-        f"IAM paragraph crops are {sizes[tallest][1]} px high ({tallest}) and "
-        f"{sizes[widest][0]} px wide ({widest})",
-        (sizes[tallest][1], sizes[widest][0]),
-        height,
-        width,
-    )
-
-    stem = ImageStem(height, width, IAMParagraphs.resize)
-
-    def samples(split_forms: list[Form], split: str) -> Iterator[tuple[np.ndarray, str, str]]:
-        for form in tqdm(split_forms, desc=f"iam paragraphs {split}", unit="form"):
-            assert form.box is not None
-            yield stem.fit(iam.crop(form, iam.image(form), form.box, SCALE)), form.text, form.id
-
-    def write(f: h5py.File) -> None:
-        for split in SPLITS:
-            write_split(f, split, len(forms[split]), (height, width), samples(forms[split], split))
-
-    return build(path, expected, write)
 
 
 def training_lines(iam: IAM, max_text_length: int) -> tuple[list[np.ndarray], list[str], Layout]:
@@ -128,25 +76,6 @@ def training_lines(iam: IAM, max_text_length: int) -> tuple[list[np.ndarray], li
     return crops, texts, layout
 
 
-def process_line_pool(path: Path, expected: str, max_text_length: int) -> bool:
-    """Write the training lines that synthetic pages are assembled from, and the layout of real
-    training paragraphs, unless done; True if built now. Reading them from the archive means
-    decoding every training form, so it is done once."""
-    if is_complete(path, expected):
-        return False
-    crops, texts, layout = training_lines(IAM.load(), max_text_length)
-
-    def write(f: h5py.File) -> None:
-        flat = f.create_dataset("crops", (len(crops),), dtype=h5py.vlen_dtype(np.uint8))
-        for i, crop in enumerate(crops):
-            flat[i] = crop.ravel()
-        f["shapes"] = np.array([crop.shape for crop in crops], dtype=np.int32)
-        f["texts"] = np.array([t.encode() for t in texts], dtype=object)
-        f.attrs["layout"] = json.dumps(dataclasses.asdict(layout))
-
-    return build(path, expected, write)
-
-
 def read_line_pool(path: Path) -> tuple[LinePool, Layout]:
     """The pool and layout `process_line_pool` wrote."""
     with reading(path) as f:
@@ -157,12 +86,19 @@ def read_line_pool(path: Path) -> tuple[LinePool, Layout]:
     return LinePool(crops, texts), layout
 
 
-class IAMParagraphs(BaseDataModule):
-    """Real IAM paragraphs, writer-independent splits, at a fixed scale on a fixed page (the
-    iam_*paragraphs.yaml's size and label length, checked against the data when processed)."""
+class IAMParagraphs(ProcessedDataModule):
+    """IAM paragraphs, writer-independent splits, at a fixed scale on a fixed page (the
+    iam_*paragraphs.yaml's size and label length, checked against the data when processed).
 
-    real_train = True
+    Validation and test are real. Training reads the real paragraphs (`real_train`),
+    `synthetic_size` pages an epoch assembled from the training lines as they are drawn
+    (through `curriculum` if given, see `text_recognizer.data.pages.curriculum`), or both (a
+    curriculum caps only the synthetic pages: real ones come whole).
+    """
+
+    sample = "IAM paragraph"
     resize = "shrink"
+    affine = PARAGRAPH_AFFINE
 
     def __init__(
         self,
@@ -173,50 +109,111 @@ class IAMParagraphs(BaseDataModule):
         width: int,
         max_output_length: int,
         augment: bool,
+        real_train: bool,
+        synthetic_size: int,
+        seed: int,
+        curriculum: Sequence[Sequence[int]] | None,
     ) -> None:
         super().__init__(batch_size, num_workers, height, width, max_output_length)
+        if synthetic_size < 0 or not (real_train or synthetic_size):
+            raise ValueError(
+                f"need real_train or a positive synthetic_size, got {real_train}, {synthetic_size}"
+            )
         self.augment = augment
-        self.synthetic_size = 0
-        self.seed = 0
-        self.curriculum: Curriculum | None = None
+        self.real_train = real_train
+        self.synthetic_size = synthetic_size
+        self.seed = seed
+        self.curriculum = Curriculum.parse(curriculum) if curriculum else None
 
-    def _file(self, name: str, kind: str, *params: object) -> tuple[Path, str]:
+    def _file(self, folder: str, prefix: str, *params: object) -> ProcessedFile:
         sha = load_metadata("iam").sha256
-        key = digest(FORMAT_VERSION, sha, self.stem.height, self.stem.width, *params)
-        return data_root() / "processed" / name / f"{kind}-{key}.h5", key
+        parts = (FORMAT_VERSION, sha, self.stem.height, self.stem.width, *params)
+        return ProcessedFile(folder, prefix, parts)
 
-    @property
-    def real(self) -> tuple[Path, str]:
+    def file(self) -> ProcessedFile:
+        """The real paragraphs."""
         return self._file("iam_paragraphs", "paragraphs")
 
-    @property
-    def pool(self) -> tuple[Path, str]:
-        """The training lines synthetic pages are assembled from."""
+    def pool(self) -> ProcessedFile:
+        """The training lines synthetic pages are assembled from, and the layout of real
+        training paragraphs: reading them from the archive means decoding every training form,
+        so it is done once."""
         return self._file("iam_synthetic_paragraphs", "lines", self.max_output_length)
 
     @property
     def paths(self) -> list[Path]:
-        return [self.real[0], self.pool[0]] if self.synthetic_size else [self.real[0]]
+        return [self.path, self.pool().path] if self.synthetic_size else [self.path]
 
     def prepare_data(self) -> None:
-        process_paragraphs(*self.real, self.stem.height, self.stem.width)
+        super().prepare_data()
         if self.synthetic_size:
-            process_line_pool(*self.pool, self.max_output_length - 2)
+            self.pool().build(self._pool_writer)
+
+    def writer(self) -> Writer:
+        """The real paragraphs of every split, refused naming the largest if the page cannot
+        hold them."""
+        height, width = self.stem.height, self.stem.width
+        iam, tokenizer = IAM.load(), self.tokenizer
+        forms = {
+            split: [f for f in iam.forms_of(split) if usable_paragraph(f, tokenizer)]
+            for split in SPLITS
+        }
+        if skipped := len(iam.forms) - sum(len(f) for f in forms.values()):
+            print(
+                f"iam paragraphs: skipped {skipped} forms with a line lacking boxes or known chars"
+            )
+        sizes = {
+            form.id: iam.crop_size(form, form.box, SCALE)
+            for split_forms in forms.values()
+            for form in split_forms
+            if form.box is not None
+        }
+        if not sizes:
+            raise ValueError(
+                f"{iam.folder} holds no form whose lines all have boxes and known chars"
+            )
+        tallest = max(sizes, key=lambda i: sizes[i][1])
+        widest = max(sizes, key=lambda i: sizes[i][0])
+        check_fits(
+            f"IAM paragraph crops are {sizes[tallest][1]} px high ({tallest}) and "
+            f"{sizes[widest][0]} px wide ({widest})",
+            (sizes[tallest][1], sizes[widest][0]),
+            height,
+            width,
+        )
+
+        def samples(split_forms: list[Form], split: str) -> Iterator[tuple[np.ndarray, str, str]]:
+            for form in tqdm(split_forms, desc=f"iam paragraphs {split}", unit="form"):
+                assert form.box is not None
+                crop = iam.crop(form, iam.image(form), form.box, SCALE)
+                yield self.stem.fit(crop), form.text, form.id
+
+        def write(f: h5py.File) -> None:
+            for split in SPLITS:
+                count = len(forms[split])
+                write_split(f, split, count, (height, width), samples(forms[split], split))
+
+        return write
+
+    def _pool_writer(self) -> Writer:
+        crops, texts, layout = training_lines(IAM.load(), self.max_output_length - 2)
+
+        def write(f: h5py.File) -> None:
+            flat = f.create_dataset("crops", (len(crops),), dtype=h5py.vlen_dtype(np.uint8))
+            for i, crop in enumerate(crops):
+                flat[i] = crop.ravel()
+            f["shapes"] = np.array([crop.shape for crop in crops], dtype=np.int32)
+            f["texts"] = np.array([t.encode() for t in texts], dtype=object)
+            f.attrs["layout"] = json.dumps(dataclasses.asdict(layout))
+
+        return write
 
     def setup(self, stage: str | None = None) -> None:
         if hasattr(self, "data_train"):
             return
-        self.prepare_data()
-        for split in SPLITS:
-            images, texts, ids = read_split(self.real[0], split)
-            check_labels(texts, ids, self.max_output_length, "IAM paragraph")
-            setattr(self, f"data_{split}", self.dataset(images, texts))
-        if self.augment:
-            self.data_train.stem = AugmentedStem(
-                self.stem.height, self.stem.width, PARAGRAPH_AFFINE, self.resize
-            )
+        super().setup(stage)
         if self.synthetic_size:
-            pool, self.layout = read_line_pool(self.pool[0])
+            pool, self.layout = read_line_pool(self.pool().path)
             self.data_train = AssembledPages(  # type: ignore[assignment]
                 pool,
                 self.layout,
@@ -234,49 +231,3 @@ class IAMParagraphs(BaseDataModule):
         return CurriculumSampler(
             len(dataset), self.batch_size, self.layout.line_counts, self.curriculum, run_seed()
         )
-
-    def describe(self) -> str:
-        files = "\n".join(f"  file: {path}" for path in self.paths)
-        return f"{super().describe()}\n{files}"
-
-
-class IAMSyntheticParagraphs(IAMParagraphs):
-    """Training on synthetic paragraphs only, `synthetic_size` an epoch, assembled as they are
-    drawn, through `curriculum` if given (see `text_recognizer.data.pages.curriculum`);
-    validation and test on real ones."""
-
-    real_train = False
-
-    def __init__(
-        self,
-        *,
-        batch_size: int,
-        num_workers: int,
-        height: int,
-        width: int,
-        max_output_length: int,
-        augment: bool,
-        synthetic_size: int,
-        seed: int,
-        curriculum: Sequence[Sequence[int]] | None,
-    ) -> None:
-        super().__init__(
-            batch_size=batch_size,
-            num_workers=num_workers,
-            height=height,
-            width=width,
-            max_output_length=max_output_length,
-            augment=augment,
-        )
-        if synthetic_size <= 0:
-            raise ValueError(f"synthetic_size must be positive, got {synthetic_size}")
-        self.synthetic_size = synthetic_size
-        self.seed = seed
-        self.curriculum = Curriculum.parse(curriculum) if curriculum else None
-
-
-class IAMExtendedParagraphs(IAMSyntheticParagraphs):
-    """Real and synthetic training paragraphs (a curriculum caps only the synthetic ones: real
-    pages come whole); validation and test on real ones."""
-
-    real_train = True
