@@ -29,7 +29,7 @@ from benchmarks.common import (
     write,
 )
 from text_recognizer.data.registry import configured
-from text_recognizer.data.synthetic_lines import SyntheticLines
+from text_recognizer.data.synthetic.lines import SyntheticLines
 from text_recognizer.inference import load_recognizer
 from text_recognizer.inference.evaluate import evaluate
 

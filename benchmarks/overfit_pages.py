@@ -34,8 +34,8 @@ from benchmarks.common import (
     write,
 )
 from text_recognizer.data.base import collate_cropped
-from text_recognizer.data.curriculum import AssembledPages, Curriculum
-from text_recognizer.data.synthetic_paragraphs import SyntheticParagraphs
+from text_recognizer.data.pages.curriculum import AssembledPages, Curriculum
+from text_recognizer.data.synthetic.paragraphs import SyntheticParagraphs
 from text_recognizer.decode import greedy_decode
 from text_recognizer.network import ConvTransformer
 

@@ -41,9 +41,9 @@ from benchmarks.common import (
     write,
 )
 from text_recognizer.data.synthetic.fonts import load_fonts
+from text_recognizer.data.synthetic.lines import SyntheticLines
 from text_recognizer.data.synthetic.render import Augmentation, render_line
 from text_recognizer.data.synthetic.text import sample_line
-from text_recognizer.data.synthetic_lines import SyntheticLines
 from text_recognizer.inference import Recognizer, TextRecognizer, load_recognizer
 from text_recognizer.inference.export import export
 

@@ -44,7 +44,7 @@ from benchmarks.common import (
     write,
 )
 from text_recognizer.data.processed import reading
-from text_recognizer.data.synthetic_lines import SyntheticLines
+from text_recognizer.data.synthetic.lines import SyntheticLines
 from text_recognizer.decode import DECODERS
 from text_recognizer.serve.model import load_model
 from text_recognizer.serve.server import default_threads

@@ -14,7 +14,7 @@ from text_recognizer.data import registry
 from text_recognizer.data.base import BaseDataModule
 from text_recognizer.data.paths import DATA_DIR_ENV
 from text_recognizer.data.registry import DATASETS
-from text_recognizer.data.synthetic_lines import SyntheticLines
+from text_recognizer.data.synthetic.lines import SyntheticLines
 
 if TYPE_CHECKING:
     from tiny_recognizer import Tiny

@@ -26,7 +26,7 @@ from text_recognizer.data import cli, registry
 from text_recognizer.data.base import BaseDataModule
 from text_recognizer.data.paths import DATA_DIR_ENV
 from text_recognizer.data.synthetic.generate import SyntheticLinesConfig
-from text_recognizer.data.synthetic_lines import SyntheticLines
+from text_recognizer.data.synthetic.lines import SyntheticLines
 from text_recognizer.model.lit_transformer import LitTransformer
 from text_recognizer.network.conv_transformer import ConvTransformer
 from text_recognizer.network.convnext import ConvNext

@@ -27,7 +27,7 @@ from benchmarks import (
     train,
 )
 from text_recognizer.data.synthetic import corpus
-from text_recognizer.data.synthetic_lines import SyntheticLines
+from text_recognizer.data.synthetic.lines import SyntheticLines
 
 if TYPE_CHECKING:
     from tiny_recognizer import Tiny

@@ -20,7 +20,7 @@ from tiny_recognizer import Tiny, render
 
 from text_recognizer import cli
 from text_recognizer.ctc_search import best_path, prefix_beam_search
-from text_recognizer.data.synthetic_lines import SyntheticLines
+from text_recognizer.data.synthetic.lines import SyntheticLines
 from text_recognizer.decode import BeamOptions, searched
 from text_recognizer.inference import load_recognizer
 from text_recognizer.lm import LanguageModelScorer

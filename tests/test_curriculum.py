@@ -12,8 +12,8 @@ import torch
 from fake_documents import untrained_checkpoint
 from helpers import compose_with
 
-from text_recognizer.data.curriculum import AssembledPages, Curriculum, CurriculumSampler
-from text_recognizer.data.paragraphs import Layout, LinePool
+from text_recognizer.data.pages.assembly import Layout, LinePool
+from text_recognizer.data.pages.curriculum import AssembledPages, Curriculum, CurriculumSampler
 from text_recognizer.data.sampler import ResumableLoader
 from text_recognizer.data.transforms import ImageStem
 from text_recognizer.errors import CheckpointError

@@ -11,11 +11,10 @@ from helpers import ROOT, compose_with, run_cli, run_main
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from text_recognizer.data import cli as data_cli
 from text_recognizer.data import registry
 from text_recognizer.data.paths import DATA_DIR_ENV
-from text_recognizer.data.synthetic_lines import SyntheticLines
-from text_recognizer.data.synthetic_paragraphs import SyntheticParagraphs
+from text_recognizer.data.synthetic.lines import SyntheticLines
+from text_recognizer.data.synthetic.paragraphs import SyntheticParagraphs
 
 CONF = ROOT / "training" / "conf"
 
@@ -79,7 +78,8 @@ def test_download_generate_info_end_to_end(
     grid = tmp_path / "grid.png"
     code, out, err = run_cli(capsys, "info", "iam_extended_paragraphs", "--grid", str(grid))
     assert code == 0, err
-    assert "IAMExtendedParagraphs: input (1, 576, 640)" in out and grid.is_file()
+    assert "IAMParagraphs: input (1, 576, 640)" in out and out.count("file: ") == 2
+    assert grid.is_file()
 
 
 def test_unknown_names_are_rejected(capsys: pytest.CaptureFixture[str]) -> None:
@@ -100,7 +100,7 @@ def test_generate_builds_the_files_training_reads(name: str, tmp_path: Path) -> 
     composed = instantiate(config)
     built = registry.configured(name, overrides)()
     assert type(built) is type(composed) is registry.CLASSES[name]
-    assert data_cli._paths(built) == data_cli._paths(composed) != []
+    assert built.paths == composed.paths != []
 
 
 @pytest.mark.parametrize("name", list(registry.CLASSES))

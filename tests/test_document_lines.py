@@ -12,7 +12,7 @@ import pytest
 from fake_documents import lines_of, write_alto, write_line_folder, write_page
 from helpers import from_yaml, run_cli
 
-from text_recognizer.data.document_lines import DocumentLines
+from text_recognizer.data.documents.lines import DocumentLines
 from text_recognizer.data.registry import configured
 
 

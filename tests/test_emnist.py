@@ -11,10 +11,9 @@ import pytest
 from fake_archives import EMNIST_CLASSES, make_emnist_zip, serve, sha256, write_metadata
 from helpers import from_yaml
 
-from text_recognizer.data import emnist
 from text_recognizer.data.download import download, load_metadata
-from text_recognizer.data.emnist import balanced_indices
-from text_recognizer.data.emnist_lines import (
+from text_recognizer.data.emnist.characters import balanced_indices, load
+from text_recognizer.data.emnist.lines import (
     brown_sentences,
     clean,
     download_brown,
@@ -46,7 +45,7 @@ def emnist_root(
 def test_characters_are_upright_dark_on_light_and_labelled(
     emnist_root: Path, emnist_source: tuple[Path, dict[str, Any]]
 ) -> None:
-    data = emnist.load()
+    data = load()
     images, labels = emnist_source[1]["train"]
     processed, chars = data["train"]
     assert processed.shape == (len(labels), 28, 28) and processed.dtype == np.uint8

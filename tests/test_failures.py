@@ -11,7 +11,7 @@ from helpers import compose_with, load_checkpoint, run_main, tiny_model
 from hydra.errors import InstantiationException
 
 from text_recognizer.data.paths import DATA_DIR_ENV
-from text_recognizer.data.synthetic_lines import SyntheticLines
+from text_recognizer.data.synthetic.lines import SyntheticLines
 from text_recognizer.errors import ConfigError
 from text_recognizer.model.errors import NonFiniteLossError, OutOfMemoryError
 from text_recognizer.model.lit_transformer import LitTransformer

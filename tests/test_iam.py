@@ -14,7 +14,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from text_recognizer.data.download import download, load_metadata
-from text_recognizer.data.iam import IAM, SPLITS, Form, assign_splits, parse_form
+from text_recognizer.data.iam.forms import IAM, SPLITS, Form, assign_splits, parse_form
 from text_recognizer.data.paths import DATA_DIR_ENV
 from text_recognizer.data.processed import DoesNotFitError
 from text_recognizer.data.transforms import ImageStem
@@ -195,6 +195,13 @@ def test_synthetic_paragraphs_use_training_lines_only(iam_data: Path) -> None:
     page = synthetic.data_train.images[0]
     assert page.shape == (576, 640) and (page[:40, :300] < 128).any()
     assert page[-40:, -40:].min() > 150
+
+
+def test_paragraphs_with_no_training_pages_are_refused() -> None:
+    with pytest.raises(ValueError, match="need real_train or a positive synthetic_size"):
+        from_yaml("iam_paragraphs", real_train=False)
+    with pytest.raises(ValueError, match="need real_train or a positive synthetic_size"):
+        from_yaml("iam_synthetic_paragraphs", synthetic_size=-1)
 
 
 def test_synthetic_pages_follow_the_curriculum(iam_data: Path) -> None:

@@ -17,16 +17,19 @@ import numpy as np
 import pytest
 import torch
 from conftest import TINY_LINE_DATA
+from fake_archives import write_metadata
+from fake_documents import lines_of, write_page
 from helpers import datamodule_values, from_yaml, synthetic_lines
 from PIL import Image
 from tiny_recognizer import NETWORK, TEXTS, Tiny, render
 
 from text_recognizer import cli
-from text_recognizer.data.synthetic_lines import SyntheticLines
-from text_recognizer.data.synthetic_paragraphs import SyntheticParagraphs
+from text_recognizer.data import registry
+from text_recognizer.data.synthetic.lines import SyntheticLines
+from text_recognizer.data.synthetic.paragraphs import SyntheticParagraphs
 from text_recognizer.decode import greedy_decode
 from text_recognizer.inference import CheckpointError, load_recognizer
-from text_recognizer.spec import CHECKPOINT_KEY, InferenceSpec
+from text_recognizer.spec import CHECKPOINT_KEY, MOVED, InferenceSpec
 from text_recognizer.tokenizer import Tokenizer
 
 run_cli = functools.partial(helpers.run_cli, main=cli.main)
@@ -271,6 +274,56 @@ def test_a_line_checkpoint_from_before_the_sentences_builds_the_data_it_was_trai
     old = InferenceSpec.from_dict({**spec, "datamodule": recorded}, "old").build_datamodule("old")
     assert isinstance(old, SyntheticLines) and old.config.sentences == 0.0
     assert old.path == from_yaml("synthetic_lines", sentences=0.0).path
+
+
+# What a checkpoint written before `text_recognizer.data` was organised by source records of each
+# datamodule: its class's path then, and the keys its config did not have then (the IAM paragraph
+# variants were subclasses, and the real-only one took no synthetic pages).
+OLD = "text_recognizer.data."
+SYNTHETIC_KEYS = ("real_train", "synthetic_size", "seed", "curriculum")
+RECORDED = {
+    "synthetic_lines": (f"{OLD}synthetic_lines.SyntheticLines", ()),
+    "synthetic_paragraphs": (f"{OLD}synthetic_paragraphs.SyntheticParagraphs", ()),
+    "emnist": (f"{OLD}emnist.EMNIST", ()),
+    "emnist_lines": (f"{OLD}emnist_lines.EMNISTLines", ()),
+    "iam_lines": (f"{OLD}iam_lines.IAMLines", ()),
+    "iam_paragraphs": (f"{OLD}iam_paragraphs.IAMParagraphs", SYNTHETIC_KEYS),
+    "iam_synthetic_paragraphs": (f"{OLD}iam_paragraphs.IAMSyntheticParagraphs", ("real_train",)),
+    "iam_extended_paragraphs": (f"{OLD}iam_paragraphs.IAMExtendedParagraphs", ("real_train",)),
+    "documents": (f"{OLD}document_lines.DocumentLines", ()),
+}
+
+
+def test_every_old_datamodule_path_is_read_as_a_class_of_today() -> None:
+    assert set(MOVED) == {target for target, _ in RECORDED.values()}
+    assert {target for target, _ in MOVED.values()} == {
+        f"{cls.__module__}.{cls.__name__}" for cls in registry.CLASSES.values()
+    }
+
+
+@pytest.mark.parametrize("name", list(registry.CLASSES))
+def test_a_checkpoint_naming_a_datamodule_where_it_was_builds_it_as_it_is(
+    name: str, tiny_checkpoint: Tiny, data_root: Path, tmp_path: Path
+) -> None:
+    """Such a checkpoint builds today's class with today's config, reading today's files."""
+    for archive in ("iam", "emnist"):  # the real datasets' files are named by their archives
+        write_metadata(data_root, archive, f"http://127.0.0.1/{archive}.zip", "0" * 64)
+    sources = []
+    if name in registry.OWN:
+        for i in range(3):  # one a split
+            write_page(tmp_path / "pages", f"p{i}", lines_of(["a line"]))
+        sources = [f"datamodule.sources=[{tmp_path / 'pages'}]"]
+    today = registry.values(name, sources)
+    target, lacked = RECORDED[name]
+    recorded = {k: v for k, v in today.items() if k not in lacked} | {"_target_": target}
+    if name == "synthetic_paragraphs":
+        recorded["lines"] = {**today["lines"], "_target_": RECORDED["synthetic_lines"][0]}
+    spec = torch.load(tiny_checkpoint.checkpoint, weights_only=True)[CHECKPOINT_KEY]
+    old = InferenceSpec.from_dict({**spec, "datamodule": recorded}, "old").build_datamodule("old")
+    new = from_yaml(name, *sources)
+    assert type(old) is type(new) and old.paths == new.paths != []
+    for key in SYNTHETIC_KEYS:
+        assert getattr(old, key, None) == getattr(new, key, None)
 
 
 def test_bad_checkpoints_are_refused_in_one_line_naming_the_problem(

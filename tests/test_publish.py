@@ -20,7 +20,7 @@ from tiny_recognizer import Tiny
 from wandb_records import artifacts
 
 from text_recognizer import cli
-from text_recognizer.data.synthetic_lines import SyntheticLines
+from text_recognizer.data.synthetic.lines import SyntheticLines
 from text_recognizer.inference import load_recognizer
 from text_recognizer.inference.models.publish import CARD, CHECKPOINT, read_card
 from text_recognizer.spec import read_checkpoint

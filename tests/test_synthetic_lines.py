@@ -18,9 +18,9 @@ from text_recognizer.data.synthetic.fonts import (
     pool_families,
 )
 from text_recognizer.data.synthetic.generate import generate, is_complete
+from text_recognizer.data.synthetic.lines import SyntheticLines
 from text_recognizer.data.synthetic.render import render_line
 from text_recognizer.data.synthetic.text import sample_line
-from text_recognizer.data.synthetic_lines import SyntheticLines
 from text_recognizer.data.transforms import crop_to_content
 from text_recognizer.data.transforms.ink import content_widths
 from text_recognizer.metadata.charset import CHARSET

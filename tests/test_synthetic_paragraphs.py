@@ -10,10 +10,10 @@ import torch
 from helpers import from_yaml, network_node
 from hydra.utils import instantiate
 
-from text_recognizer.data.paragraphs import Layout, LinePool
+from text_recognizer.data.pages.assembly import Layout, LinePool
 from text_recognizer.data.paths import DATA_DIR_ENV
-from text_recognizer.data.synthetic_lines import SyntheticLines
-from text_recognizer.data.synthetic_paragraphs import SyntheticParagraphs
+from text_recognizer.data.synthetic.lines import SyntheticLines
+from text_recognizer.data.synthetic.paragraphs import SyntheticParagraphs
 from text_recognizer.tokenizer import Tokenizer
 from training.run import network_config
 

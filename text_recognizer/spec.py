@@ -11,7 +11,10 @@ checkpoint is read as format 2: its rule is its datamodule's (pages: `shrink`, a
 trained), else `height`. The tokenizer entry may also hold the Unicode normalisation and the
 mapping table its labels were written with (a charset built from documents); without them,
 text is taken as it is. A synthetic paragraphs datamodule recorded before its config composed
-the synthetic lines' (its `line_*` keys) is read as the composed one it meant.
+the synthetic lines' (its `line_*` keys) is read as the composed one it meant. A datamodule
+recorded under the module it had before `text_recognizer.data` was organised by source is read
+as the class it is now (`MOVED`); the IAM paragraph subclasses as `IAMParagraphs` with the
+keywords they stood for.
 """
 
 from __future__ import annotations
@@ -38,11 +41,30 @@ CHECKPOINT_KEY = "text_recognizer"
 FORMAT_VERSION = 2
 PACKAGE = "text_recognizer."
 NETWORK_PREFIX = "network."  # LitTransformer holds the network as `self.network`
-PARAGRAPHS = "text_recognizer.data.synthetic_paragraphs.SyntheticParagraphs"
+DATA = "text_recognizer.data."
+IAM_PARAGRAPHS = f"{DATA}iam.paragraphs.IAMParagraphs"
+# Datamodules by the `_target_` checkpoints recorded before `text_recognizer.data` was organised
+# by source, a folder each: a recorded one (nested ones too) is read as the class it is now, with
+# the keywords the old name stood for (the IAM paragraph variants were subclasses).
+MOVED: dict[str, tuple[str, dict[str, Any]]] = {
+    f"{DATA}synthetic_lines.SyntheticLines": (f"{DATA}synthetic.lines.SyntheticLines", {}),
+    f"{DATA}synthetic_paragraphs.SyntheticParagraphs": (
+        f"{DATA}synthetic.paragraphs.SyntheticParagraphs",
+        {},
+    ),
+    f"{DATA}iam_lines.IAMLines": (f"{DATA}iam.lines.IAMLines", {}),
+    f"{DATA}iam_paragraphs.IAMParagraphs": (IAM_PARAGRAPHS, {}),
+    f"{DATA}iam_paragraphs.IAMSyntheticParagraphs": (IAM_PARAGRAPHS, {"real_train": False}),
+    f"{DATA}iam_paragraphs.IAMExtendedParagraphs": (IAM_PARAGRAPHS, {"real_train": True}),
+    f"{DATA}emnist.EMNIST": (f"{DATA}emnist.characters.EMNIST", {}),
+    f"{DATA}emnist_lines.EMNISTLines": (f"{DATA}emnist.lines.EMNISTLines", {}),
+    f"{DATA}document_lines.DocumentLines": (f"{DATA}documents.lines.DocumentLines", {}),
+}
+PARAGRAPHS = f"{DATA}synthetic.paragraphs.SyntheticParagraphs"
 # The lines a `line_*` synthetic paragraphs entry was stacked from: those keys named the sizes
 # and the height, and the rest were these (the line renderer's defaults then).
 LEGACY_LINES: dict[str, Any] = {
-    "_target_": "text_recognizer.data.synthetic_lines.SyntheticLines",
+    "_target_": f"{DATA}synthetic.lines.SyntheticLines",
     "batch_size": 8,
     "num_workers": 0,
     "eval_batch_size": 64,
@@ -61,7 +83,8 @@ LEGACY_LINES: dict[str, Any] = {
 # Keys a class gained after checkpoints were written, with the value that means what those
 # checkpoints' config meant; a recorded config without the key is built with it.
 ADDED_KEYS: dict[str, dict[str, Any]] = {
-    "text_recognizer.data.synthetic_lines.SyntheticLines": {"sentences": 0.0},
+    f"{DATA}synthetic.lines.SyntheticLines": {"sentences": 0.0},
+    IAM_PARAGRAPHS: {"real_train": True, "synthetic_size": 0, "seed": 0, "curriculum": None},
 }
 
 
@@ -118,6 +141,7 @@ class InferenceSpec:
         """Validated; every problem is a `CheckpointError` naming `source` and the field."""
         if not isinstance(data, dict):
             raise CheckpointError(source, f"its {CHECKPOINT_KEY!r} entry is not a mapping")
+        data = {**data, "datamodule": _moved(data.get("datamodule"))}
         version = data.get("format_version")
         if version == 1:
             data = _from_format_1(data, source)
@@ -290,6 +314,17 @@ def _from_format_1(data: dict[str, Any], source: object) -> dict[str, Any]:
     resize = cls.resize if isinstance(cls, type) and issubclass(cls, BaseDataModule) else "height"
     transform.setdefault("resize", resize)
     return {**data, "network": network, "transform": transform}
+
+
+def _moved(config: Any) -> Any:
+    """A recorded datamodule config with each `_target_` that `MOVED` names as it is now."""
+    if not isinstance(config, dict):
+        return config
+    moved = {k: _moved(v) for k, v in config.items()}
+    if moved.get("_target_") not in MOVED:
+        return moved
+    target, meant = MOVED[moved["_target_"]]
+    return {**moved, "_target_": target, **meant}
 
 
 def _composed_lines(datamodule: dict[str, Any]) -> dict[str, Any]:

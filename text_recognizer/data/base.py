@@ -60,7 +60,7 @@ def collate_cropped(
 
     Training pages keep a random strip of that paper: a page reader that only ever saw its text
     end at the bottom edge stops reading there, and one that always saw paper below is lost
-    without it (see `text_recognizer.data.curriculum`). The strip is drawn from the batch's
+    without it (see `text_recognizer.data.pages.curriculum`). The strip is drawn from the batch's
     labels, so a resumed run crops as the uninterrupted one did.
     """
     images, targets = default_collate(samples)
@@ -201,8 +201,19 @@ class BaseDataModule(pl.LightningDataModule):
         evaluation can report the error per group; None when the data has no such groups."""
         return None
 
+    @property
+    def paths(self) -> list[Path]:
+        """The processed files it reads, each written whole (so one that exists is built): what
+        `text-recognizer-data generate` looks for and `describe` names."""
+        return []
+
+    def details(self) -> list[str]:
+        """What `describe` says of the data beyond its splits (fonts, pages, skipped lines)."""
+        return []
+
     def describe(self) -> str:
-        """Sizes, shapes, label lengths and charset coverage per split."""
+        """Sizes, shapes, label lengths and charset coverage per split, the `details`, and the
+        files it reads."""
         lines = [
             f"{type(self).__name__}: input {self.input_dims}, "
             f"max output length {self.max_output_length} tokens"
@@ -221,7 +232,8 @@ class BaseDataModule(pl.LightningDataModule):
                 + (f" missing {missing!r}" if missing else "")
                 + f" | rarest {rarest}"
             )
-        return "\n".join(lines)
+        files = [f"  file: {path}" for path in self.paths]
+        return "\n".join([*lines, *self.details(), *files])
 
     @property
     def eval_transform(self) -> EvalTransform:

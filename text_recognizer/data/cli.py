@@ -26,8 +26,7 @@ from pathlib import Path
 from text_recognizer.data import registry
 from text_recognizer.data.base import BaseDataModule
 from text_recognizer.data.download import MissingArchiveError, download, load_metadata
-from text_recognizer.data.emnist_lines import download_brown
-from text_recognizer.data.iam_paragraphs import IAMParagraphs
+from text_recognizer.data.emnist.lines import download_brown
 from text_recognizer.data.synthetic import corpus, pool
 from text_recognizer.errors import REPORTED, ConfigError
 
@@ -43,20 +42,12 @@ def _datamodule(name: str, overrides: list[str]) -> BaseDataModule:
         raise ConfigError(f"datamodule {name}: {error}") from None
 
 
-def _paths(datamodule: BaseDataModule) -> list[Path]:
-    """The processed files a datamodule reads (each written whole, so existing means done)."""
-    if isinstance(datamodule, IAMParagraphs):
-        return datamodule.paths
-    path = getattr(datamodule, "path", None)
-    return [path] if isinstance(path, Path) else []
-
-
 def _generate(args: argparse.Namespace) -> None:
     names = [n for n in args.names if "=" not in n]
     overrides = [n for n in args.names if "=" in n]
     for name in names or [n for n in registry.DATASETS if n not in registry.OWN]:
         datamodule = _datamodule(name, overrides)
-        paths = _paths(datamodule)
+        paths = datamodule.paths
         if all(path.exists() for path in paths):
             print(f"{name}: present, skipped ({', '.join(map(str, paths))})")
             continue

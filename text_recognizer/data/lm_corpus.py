@@ -21,8 +21,8 @@ def synthetic_corpus(lines: int) -> list[str]:
     import numpy as np
 
     from text_recognizer.data.registry import configured
+    from text_recognizer.data.synthetic.lines import SyntheticLines
     from text_recognizer.data.synthetic.text import sample_line
-    from text_recognizer.data.synthetic_lines import SyntheticLines
 
     config = SyntheticLines(**configured("synthetic_lines").keywords).config
     sentences = config.text_sentences()

@@ -13,12 +13,14 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from text_recognizer.data.paths import exclusive
+from text_recognizer.data.paths import data_root, exclusive
 from text_recognizer.errors import DataError
 from text_recognizer.io import atomic_path
 
@@ -35,33 +37,52 @@ class DoesNotFitError(DataError):
 
 
 CHUNK_BYTES = 1 << 20
+Writer = Callable[[h5py.File], None]
 
 
-def digest(*parts: object) -> str:
-    blob = json.dumps(parts, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+@dataclass(frozen=True)
+class ProcessedFile:
+    """`<data root>/processed/<folder>/<prefix>-<digest>.h5`, the digest taken of `parts`:
+    everything that determines the file's bytes, its format version first."""
 
+    folder: str
+    prefix: str
+    parts: tuple[object, ...]
 
-def is_complete(path: Path, expected: str) -> bool:
-    """True only for a file that finished writing with this digest; anything else is redone."""
-    try:
-        with h5py.File(path, "r") as f:
-            return bool(f.attrs.get("digest") == expected)
-    except (OSError, KeyError):
-        return False
+    @cached_property
+    def digest(self) -> str:
+        blob = json.dumps(self.parts, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
+    @property
+    def path(self) -> Path:
+        return data_root() / "processed" / self.folder / f"{self.prefix}-{self.digest}.h5"
 
-def build(path: Path, expected: str, write: Callable[[h5py.File], None]) -> bool:
-    """Write `path` with `write` unless it is complete; True if it was built now."""
-    with exclusive(path):
-        if is_complete(path, expected):
+    def is_complete(self) -> bool:
+        """True only for a file that finished writing with this digest; anything else is
+        redone."""
+        try:
+            with h5py.File(self.path, "r") as f:
+                return bool(f.attrs.get("digest") == self.digest)
+        except (OSError, KeyError):
             return False
-        started = time.perf_counter()
-        with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-            write(f)
-            f.attrs["digest"] = expected
-        print(f"wrote {path} in {time.perf_counter() - started:.1f} s")
-    return True
+
+    def build(self, writer: Callable[[], Writer]) -> bool:
+        """Write the file unless it is complete; True if built now. `writer` reads what the
+        file is made from (an archive, another file) and returns what writes it: it is called
+        only when the file must be built."""
+        if self.is_complete():
+            return False
+        write, path = writer(), self.path
+        with exclusive(path):
+            if self.is_complete():
+                return False
+            started = time.perf_counter()
+            with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+                write(f)
+                f.attrs["digest"] = self.digest
+            print(f"wrote {path} in {time.perf_counter() - started:.1f} s")
+        return True
 
 
 def write_split(

@@ -17,17 +17,13 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from text_recognizer.data.base import BaseDataModule
-from text_recognizer.data.document_lines import DocumentLines
-from text_recognizer.data.emnist import EMNIST
-from text_recognizer.data.emnist_lines import EMNISTLines
-from text_recognizer.data.iam_lines import IAMLines
-from text_recognizer.data.iam_paragraphs import (
-    IAMExtendedParagraphs,
-    IAMParagraphs,
-    IAMSyntheticParagraphs,
-)
-from text_recognizer.data.synthetic_lines import SyntheticLines
-from text_recognizer.data.synthetic_paragraphs import SyntheticParagraphs
+from text_recognizer.data.documents.lines import DocumentLines
+from text_recognizer.data.emnist.characters import EMNIST
+from text_recognizer.data.emnist.lines import EMNISTLines
+from text_recognizer.data.iam.lines import IAMLines
+from text_recognizer.data.iam.paragraphs import IAMParagraphs
+from text_recognizer.data.synthetic.lines import SyntheticLines
+from text_recognizer.data.synthetic.paragraphs import SyntheticParagraphs
 from text_recognizer.errors import ConfigError
 
 # Package data, so that an installed wheel builds what a clone does; training/conf/config.yaml
@@ -41,8 +37,8 @@ CLASSES: dict[str, type[BaseDataModule]] = {
     "emnist_lines": EMNISTLines,
     "iam_lines": IAMLines,
     "iam_paragraphs": IAMParagraphs,
-    "iam_synthetic_paragraphs": IAMSyntheticParagraphs,
-    "iam_extended_paragraphs": IAMExtendedParagraphs,
+    "iam_synthetic_paragraphs": IAMParagraphs,
+    "iam_extended_paragraphs": IAMParagraphs,
     "documents": DocumentLines,
 }
 OWN = ("documents",)

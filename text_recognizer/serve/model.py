@@ -40,9 +40,9 @@ def load_model(
     server is for. Other models read with their own decoder."""
     path = resolve(reference)
     recognizer = load_recognizer(path, device, max_length, decoder=decoder)
-    if decoder is None and isinstance(recognizer, TextRecognizer):
-        if recognizer.network.ctc_head is not None:
-            recognizer.decoder = "ctc"
+    served = isinstance(recognizer, TextRecognizer) and recognizer.network.ctc_head is not None
+    if decoder is None and served:
+        recognizer.decoder = "ctc"
     return Model(recognizer, describe(recognizer, path))
 
 

@@ -28,7 +28,7 @@ import torch
 from torch.utils.data import Dataset
 
 from text_recognizer.data.base import ImageTextDataset
-from text_recognizer.data.paragraphs import Layout, LinePool
+from text_recognizer.data.pages.assembly import Layout, LinePool
 from text_recognizer.data.sampler import WidthBucketSampler
 from text_recognizer.data.transforms import ImageStem
 from text_recognizer.tokenizer import Tokenizer

@@ -35,19 +35,10 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
-from text_recognizer.data.augment import LINE_AFFINE, AugmentedStem
-from text_recognizer.data.base import BaseDataModule
 from text_recognizer.data.documents import Document, Line, find_documents, read_document
 from text_recognizer.data.documents.images import PAD, line_image, page_pixels
-from text_recognizer.data.paths import data_root
-from text_recognizer.data.processed import (
-    SPLITS,
-    build,
-    digest,
-    is_complete,
-    read_split,
-    write_split,
-)
+from text_recognizer.data.processed import SPLITS, ProcessedFile, Writer, write_split
+from text_recognizer.data.processed_datamodule import ProcessedDataModule
 from text_recognizer.errors import ConfigError, DataError
 from text_recognizer.metadata.charset import CHARSET
 from text_recognizer.tokenizer import Tokenizer, charset_of, normalize_text
@@ -63,11 +54,13 @@ class Page:
     lines: tuple[tuple[Line, str], ...]
 
 
-class DocumentLines(BaseDataModule):
+class DocumentLines(ProcessedDataModule):
     """Lines of the user's own transcribed pages, cut by their polygons, through the line stem.
 
     Every value but `crop_width` is documents.yaml's, so none has a default here to drift.
     """
+
+    sample = "document line"
 
     def __init__(
         self,
@@ -201,9 +194,12 @@ class DocumentLines(BaseDataModule):
             return f"longer than {self.max_text_length} characters"
         return None
 
+    def file(self) -> ProcessedFile:
+        return ProcessedFile("documents", "lines", self._digest_parts)
+
     @cached_property
-    def digest(self) -> str:
-        """Covers every document's and image's bytes, each line's label and the shapes."""
+    def _digest_parts(self) -> tuple[object, ...]:
+        """Every document's and image's bytes, each line's label and the shapes."""
         pages = {
             split: [
                 (
@@ -216,16 +212,9 @@ class DocumentLines(BaseDataModule):
             ]
             for split in SPLITS
         }
-        return digest(FORMAT_VERSION, self.stem.height, self.stem.width, PAD, pages)
+        return (FORMAT_VERSION, self.stem.height, self.stem.width, PAD, pages)
 
-    @property
-    def path(self) -> Path:
-        return data_root() / "processed" / "documents" / f"lines-{self.digest}.h5"
-
-    def prepare_data(self) -> None:
-        if is_complete(self.path, self.digest):
-            return
-
+    def writer(self) -> Writer:
         def write(f: h5py.File) -> None:
             for split in SPLITS:
                 count = sum(len(page.lines) for page in self.pages[split])
@@ -233,7 +222,7 @@ class DocumentLines(BaseDataModule):
                     f, split, count, (self.stem.height, self.stem.width), self._lines(split)
                 )
 
-        build(self.path, self.digest, write)
+        return write
 
     def _lines(self, split: str) -> Iterator[tuple[np.ndarray, str, str]]:
         for page in tqdm(self.pages[split], desc=f"documents {split}", unit="page"):
@@ -244,20 +233,8 @@ class DocumentLines(BaseDataModule):
                 crop = self.stem.fit(line_image(pixels, line))
                 yield crop, label, f"{page.document.path.name}#{line.id}"
 
-    def setup(self, stage: str | None = None) -> None:
-        if hasattr(self, "data_train"):
-            return
-        self.prepare_data()
-        for split in SPLITS:
-            images, texts, _ = read_split(self.path, split)
-            setattr(self, f"data_{split}", self.dataset(images, texts))
-        if self.augment:
-            self.data_train.stem = AugmentedStem(
-                self.stem.height, self.stem.width, LINE_AFFINE, self.resize
-            )
-
-    def describe(self) -> str:
-        lines = [super().describe()]
+    def details(self) -> list[str]:
+        lines = []
         for split in SPLITS:
             pages = self.pages[split]
             skipped = ", ".join(f"{n} {reason}" for reason, n in self.skipped[split].most_common())
@@ -271,7 +248,7 @@ class DocumentLines(BaseDataModule):
             lines.append(f"  left out as rarer than min_char_count: {rare}")
         if self.failed:
             lines.append(f"  documents that could not be read: {len(self.failed)}")
-        return "\n".join([*lines, f"  file: {self.path}"])
+        return lines
 
 
 def _labels(

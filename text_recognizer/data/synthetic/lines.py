@@ -74,6 +74,10 @@ class SyntheticLines(BaseDataModule):
     def path(self) -> Path:
         return self.config.path()
 
+    @property
+    def paths(self) -> list[Path]:
+        return [self.path]
+
     def prepare_data(self) -> None:
         generate(self.config)
 
@@ -95,12 +99,12 @@ class SyntheticLines(BaseDataModule):
         families = self.font_families[split]
         return [families[i] for i in self.font_ids[split]]
 
-    def describe(self) -> str:
-        lines = [super().describe()]
+    def details(self) -> list[str]:
+        lines = []
         for split in ("train", "val"):
             families = sorted(set(self.font_families[split]))
             lines.append(
                 f"  {split:5s} fonts: {len(self.fonts[split])} files of {len(families)} "
                 f"families: {', '.join(families)}"
             )
-        return "\n".join([*lines, f"  pool: {pool.describe()}", f"  file: {self.path}"])
+        return [*lines, f"  pool: {pool.describe()}"]

@@ -17,17 +17,10 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
-from text_recognizer.data import emnist
-from text_recognizer.data.base import BaseDataModule
+from text_recognizer.data.emnist import characters
 from text_recognizer.data.paths import data_root
-from text_recognizer.data.processed import (
-    SPLITS,
-    build,
-    digest,
-    is_complete,
-    read_split,
-    write_split,
-)
+from text_recognizer.data.processed import SPLITS, ProcessedFile, Writer, write_split
+from text_recognizer.data.processed_datamodule import ProcessedDataModule
 from text_recognizer.data.synthetic.text import sample_line
 from text_recognizer.data.transforms import ImageStem
 from text_recognizer.metadata import emnist as metadata
@@ -120,9 +113,11 @@ def compose(
     return canvas
 
 
-class EMNISTLines(BaseDataModule):
+class EMNISTLines(ProcessedDataModule):
     """Composed once into `<data root>/processed/emnist_lines/lines-<digest>.h5`, with
     emnist_lines.yaml's values."""
+
+    sample = "EMNIST line"
 
     def __init__(
         self,
@@ -152,36 +147,33 @@ class EMNISTLines(BaseDataModule):
         self.overlap = (min_overlap, max_overlap)
         self.seed = seed
 
-    def _key(self) -> str:
+    def file(self) -> ProcessedFile:
         source = "brown" if brown_sentences(nltk_folder()) else "offline"
         params = (self.sizes, self.max_length, self.overlap, self.seed, source)
-        emnist_key = emnist.processed_path()[1]
-        return digest(FORMAT_VERSION, emnist_key, self.stem.height, self.stem.width, *params)
+        emnist_key = characters.characters_file().digest
+        parts = (FORMAT_VERSION, emnist_key, self.stem.height, self.stem.width, *params)
+        return ProcessedFile("emnist_lines", "lines", parts)
 
-    @property
-    def path(self) -> Path:
-        return data_root() / "processed" / "emnist_lines" / f"lines-{self._key()}.h5"
-
-    def prepare_data(self) -> None:
-        path, key = self.path, self._key()
-        if is_complete(path, key):
-            return
-        characters = emnist.load()
-        build(path, key, lambda f: self._write(f, characters))
-
-    def _write(self, f: h5py.File, characters: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
-        test_images, test_chars = characters["test"]
+    def writer(self) -> Writer:
+        """Lines of the EMNIST characters: training ones from its training characters,
+        validation and test from alternate test characters."""
+        loaded = characters.load()
+        test_images, test_chars = loaded["test"]
         sources = {
-            "train": characters["train"],
+            "train": loaded["train"],
             "val": (test_images[0::2], test_chars[0::2]),
             "test": (test_images[1::2], test_chars[1::2]),
         }
         sentences = brown_sentences(nltk_folder())
-        for split in SPLITS:
-            images, chars = sources[split]
-            size = self.sizes[split]
-            samples = self._samples(split, images, chars, size, sentences)
-            write_split(f, split, size, (self.stem.height, self.stem.width), samples)
+
+        def write(f: h5py.File) -> None:
+            for split in SPLITS:
+                images, chars = sources[split]
+                size = self.sizes[split]
+                samples = self._samples(split, images, chars, size, sentences)
+                write_split(f, split, size, (self.stem.height, self.stem.width), samples)
+
+        return write
 
     def _samples(
         self,
@@ -199,14 +191,3 @@ class EMNISTLines(BaseDataModule):
             text = sample_text(rng, self.max_length, drawable, sentences)
             line = compose(text, images, by_char, rng, rng.uniform(*self.overlap))
             yield stem.fit(line), text, f"{split}-{i}"
-
-    def setup(self, stage: str | None = None) -> None:
-        if hasattr(self, "data_train"):
-            return
-        self.prepare_data()
-        for split in SPLITS:
-            images, texts, _ = read_split(self.path, split)
-            setattr(self, f"data_{split}", self.dataset(images, texts))
-
-    def describe(self) -> str:
-        return f"{super().describe()}\n  file: {self.path}"

@@ -15,10 +15,9 @@ import h5py
 import numpy as np
 from scipy.io import loadmat
 
-from text_recognizer.data.base import BaseDataModule
 from text_recognizer.data.download import ensure_extracted, load_metadata
-from text_recognizer.data.paths import data_root
-from text_recognizer.data.processed import build, digest, is_complete, reading
+from text_recognizer.data.processed import ProcessedFile, Writer, reading
+from text_recognizer.data.processed_datamodule import ProcessedDataModule
 from text_recognizer.metadata.emnist import CHAR_SIZE
 
 FORMAT_VERSION = 1
@@ -26,10 +25,9 @@ MAT_MEMBER = "matlab/emnist-byclass.mat"
 SOURCE_SPLITS = ("train", "test")
 
 
-def processed_path(root: Path | None = None) -> tuple[Path, str]:
-    """Where the processed characters live, and the digest that names them."""
-    key = digest(FORMAT_VERSION, load_metadata("emnist", root).sha256)
-    return (root or data_root()) / "processed" / "emnist" / f"byclass-{key}.h5", key
+def characters_file() -> ProcessedFile:
+    """The processed characters, named by the archive's sha256."""
+    return ProcessedFile("emnist", "byclass", (FORMAT_VERSION, load_metadata("emnist").sha256))
 
 
 def read_mat(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -53,12 +51,9 @@ def read_mat(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return splits
 
 
-def process(root: Path | None = None) -> tuple[Path, bool]:
-    """The processed characters' file, built from the archive unless done; True if built now."""
-    path, key = processed_path(root)
-    if is_complete(path, key):
-        return path, False
-    folder = ensure_extracted(load_metadata("emnist", root), members=[MAT_MEMBER], root=root)
+def characters_writer() -> Writer:
+    """Unpacks the archive's byclass file, and returns what writes its characters."""
+    folder = ensure_extracted(load_metadata("emnist"), members=[MAT_MEMBER])
 
     def write(f: h5py.File) -> None:
         for split, (images, chars) in read_mat(folder / MAT_MEMBER).items():
@@ -66,13 +61,14 @@ def process(root: Path | None = None) -> tuple[Path, bool]:
             group.create_dataset("images", data=images, compression="lzf")
             group.create_dataset("chars", data=chars.astype(h5py.string_dtype()))
 
-    return path, build(path, key, write)
+    return write
 
 
-def load(root: Path | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def load() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Split ("train", "test") -> (images, characters), processing the archive if needed."""
-    path, _ = process(root)
-    with reading(path) as f:
+    file = characters_file()
+    file.build(characters_writer)
+    with reading(file.path) as f:
         return {
             split: (f[split]["images"][:], f[split]["chars"].asstr()[:]) for split in SOURCE_SPLITS
         }
@@ -87,7 +83,7 @@ def balanced_indices(chars: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return rng.permutation(np.concatenate(picks))
 
 
-class EMNIST(BaseDataModule):
+class EMNIST(ProcessedDataModule):
     """Single characters; validation is a fixed share of the training set, test is EMNIST's.
     The values are emnist.yaml's."""
 
@@ -101,14 +97,14 @@ class EMNIST(BaseDataModule):
         self.val_fraction = val_fraction
         self.seed = seed
 
-    @property
-    def path(self) -> Path:
-        return processed_path()[0]
+    def file(self) -> ProcessedFile:
+        return characters_file()
 
-    def prepare_data(self) -> None:
-        process()
+    def writer(self) -> Writer:
+        return characters_writer()
 
     def setup(self, stage: str | None = None) -> None:
+        """EMNIST has no validation split: it is cut from the training characters."""
         if hasattr(self, "data_train"):
             return
         data = load()
@@ -122,6 +118,3 @@ class EMNIST(BaseDataModule):
         self.data_train = self.dataset(images[train], list(chars[train]))
         self.data_val = self.dataset(images[val], list(chars[val]))
         self.data_test = self.dataset(data["test"][0], list(data["test"][1]))
-
-    def describe(self) -> str:
-        return f"{super().describe()}\n  file: {self.path}"

@@ -6,9 +6,9 @@ paragraphs reuse the synthetic lines' h5 (the one `make generate` renders), trai
 from training-font lines and validation/test ones from the held-out fonts' lines.
 
 Validation and test pages are assembled once into an h5. Training pages are assembled as they
-are drawn (`text_recognizer.data.curriculum`), so that a curriculum can grow them from one line
-to `max_lines` and every epoch sees new pages. Batches are cropped to their content, so a batch
-of short pages costs the encoder only what it holds.
+are drawn (`text_recognizer.data.pages.curriculum`), so that a curriculum can grow them from one
+line to `max_lines` and every epoch sees new pages. Batches are cropped to their content, so a
+batch of short pages costs the encoder only what it holds.
 """
 
 from __future__ import annotations
@@ -21,23 +21,22 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
-from text_recognizer.data.base import BaseDataModule, ImageTextDataset, run_seed
-from text_recognizer.data.curriculum import AssembledPages, Curriculum, CurriculumSampler
-from text_recognizer.data.paragraphs import Layout, LinePool
-from text_recognizer.data.paths import data_root
+from text_recognizer.data.base import ImageTextDataset, run_seed
+from text_recognizer.data.pages.assembly import Layout, LinePool
+from text_recognizer.data.pages.curriculum import AssembledPages, Curriculum, CurriculumSampler
 from text_recognizer.data.processed import (
     SPLITS,
-    build,
+    ProcessedFile,
+    Writer,
     check_labels,
-    digest,
-    is_complete,
     read_split,
     reading,
     write_split,
 )
+from text_recognizer.data.processed_datamodule import ProcessedDataModule
 from text_recognizer.data.sampler import WidthBucketSampler
 from text_recognizer.data.synthetic.generate import generate
-from text_recognizer.data.synthetic_lines import SyntheticLines
+from text_recognizer.data.synthetic.lines import SyntheticLines
 
 FORMAT_VERSION = 3  # 2: lines trimmed and whitened by transforms/ink.py; 3: one hand a page,
 # its family stored, no training split
@@ -46,11 +45,12 @@ GAPS = tuple(range(0, 11))  # pixels of paper between one line's ink and the nex
 INDENTS = tuple(range(0, 13))
 
 
-class SyntheticParagraphs(BaseDataModule):
+class SyntheticParagraphs(ProcessedDataModule):
     """Assembled once into `<data root>/processed/synthetic_paragraphs/paragraphs-<digest>.h5`,
     with synthetic_paragraphs.yaml's values; `lines` is the synthetic lines datamodule its pages
     are stacked from (synthetic_lines.yaml, composed into it)."""
 
+    sample = "synthetic paragraph"
     resize = "shrink"
 
     def __init__(
@@ -91,33 +91,27 @@ class SyntheticParagraphs(BaseDataModule):
         self.seed = seed
         self.lines = lines.config  # synthetic_lines.yaml's, so `make generate`'s file is read
 
-    def _key(self) -> str:
+    def file(self) -> ProcessedFile:
+        """The validation and test pages."""
         sizes = {split: self.sizes[split] for split in EVAL_SPLITS}
         params = (sizes, self.layout, self.seed, self.max_output_length)
-        return digest(
-            FORMAT_VERSION, self.lines.digest(), self.stem.height, self.stem.width, *params
-        )
+        parts = (FORMAT_VERSION, self.lines.digest(), self.stem.height, self.stem.width, *params)
+        return ProcessedFile("synthetic_paragraphs", "paragraphs", parts)
 
-    @property
-    def path(self) -> Path:
-        return data_root() / "processed" / "synthetic_paragraphs" / f"paragraphs-{self._key()}.h5"
-
-    def prepare_data(self) -> None:
-        path, key = self.path, self._key()
-        if is_complete(path, key):
-            return
+    def writer(self) -> Writer:
         lines = generate(self.lines)
-        build(path, key, lambda f: self._write(f, lines))
 
-    def _write(self, f: h5py.File, lines: Path) -> None:
-        for split in EVAL_SPLITS:
-            size = self.sizes[split]
-            pool, families = self._pool(lines, split)
-            firsts: list[int] = []
-            samples = self._samples(pool, split, size, firsts)
-            write_split(f, split, size, (self.stem.height, self.stem.width), samples)
-            page_families = [families[pool.groups[i]] for i in firsts]
-            f[split].create_dataset("families", data=np.array(page_families, dtype="S"))
+        def write(f: h5py.File) -> None:
+            for split in EVAL_SPLITS:
+                size = self.sizes[split]
+                pool, families = self._pool(lines, split)
+                firsts: list[int] = []
+                samples = self._samples(pool, split, size, firsts)
+                write_split(f, split, size, (self.stem.height, self.stem.width), samples)
+                page_families = [families[pool.groups[i]] for i in firsts]
+                f[split].create_dataset("families", data=np.array(page_families, dtype="S"))
+
+        return write
 
     @staticmethod
     def _pool(lines: Path, split: str) -> tuple[LinePool, list[str]]:
@@ -150,7 +144,7 @@ class SyntheticParagraphs(BaseDataModule):
             self.prepare_data()
             for split in EVAL_SPLITS:
                 images, texts, ids = read_split(self.path, split)
-                check_labels(texts, ids, self.max_output_length, "synthetic paragraph")
+                check_labels(texts, ids, self.max_output_length, self.sample)
                 setattr(self, f"data_{split}", self.dataset(images, texts))
                 with reading(self.path) as f:
                     self.families[split] = [n.decode() for n in f[split]["families"][:]]
@@ -177,14 +171,16 @@ class SyntheticParagraphs(BaseDataModule):
             len(dataset), self.batch_size, self.layout.line_counts, self.curriculum, run_seed()
         )
 
-    def describe(self) -> str:
+    def details(self) -> list[str]:
         stages = (
             ", ".join(f"{lines} from page {start:,}" for start, lines in self.curriculum.stages)
             if self.curriculum
             else "none"
         )
-        return (
-            f"{super().describe()}\n  training pages: assembled as drawn, {self.sizes['train']:,} "
-            f"an epoch (shown: the first epoch's, at the last stage); the most lines a page "
-            f"holds: {stages}\n  file: {self.path}\n  lines: {self.lines.path()}"
-        )
+        return [
+            f"  training pages: assembled as drawn, {self.sizes['train']:,} an epoch (shown: the "
+            f"first epoch's, at the last stage); the most lines a page holds: {stages}"
+        ]
+
+    def describe(self) -> str:
+        return f"{super().describe()}\n  lines: {self.lines.path()}"

@@ -1,0 +1,1 @@
+"""EMNIST: its handwritten characters, and lines composed of them."""

@@ -1,0 +1,1 @@
+"""Pages assembled from line crops, and the curriculum that grows them from one line to many."""
