@@ -40,8 +40,8 @@ def load_model(
     server is for. Other models read with their own decoder."""
     path = resolve(reference)
     recognizer = load_recognizer(path, device, max_length, decoder=decoder)
-    served = isinstance(recognizer, TextRecognizer) and recognizer.network.ctc_head is not None
-    if decoder is None and served:
+    has_ctc = isinstance(recognizer, TextRecognizer) and recognizer.network.ctc_head is not None
+    if decoder is None and has_ctc:
         recognizer.decoder = "ctc"
     return Model(recognizer, describe(recognizer, path))
 
