@@ -104,4 +104,4 @@ def test_the_packaged_configs_compose_with_hydra_and_the_registry_alike(
     package, evaluated, target = _run([python, "-c", CONFIGS, conf], **elsewhere).stdout.split()
     assert Path(package).is_relative_to(venv)
     assert evaluated == "IAMLines"
-    assert target == "text_recognizer.data.iam_paragraphs.IAMExtendedParagraphs"
+    assert target == "text_recognizer.data.iam.paragraphs.IAMParagraphs"
