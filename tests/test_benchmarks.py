@@ -20,6 +20,7 @@ from benchmarks import (
     decode,
     finetune_documents,
     heldout,
+    long_lines,
     overfit_pages,
     predict,
     quality,
@@ -180,3 +181,12 @@ def test_heldout_smoke(tmp_path: Path, tiny_checkpoint: Tiny, data_root: Path) -
         report = json.loads((tmp_path / f"tiny-heldout-{name}" / "report.json").read_text())
         assert report["samples"] == heldout.datamodule(name, smoke=True).config.test_size
         assert entry[name]["cer"] == round(report["cer"], 4) and entry[name]["per_family"]
+
+
+def test_long_lines_smoke(tmp_path: Path, tiny_checkpoint: Tiny, data_root: Path) -> None:
+    argv = ("--checkpoint", str(tiny_checkpoint.checkpoint))
+    results = smoke(long_lines.main, tmp_path, "long_lines", *argv)
+    assert results["lines"] == 2 and results["joined_lines"] >= 4
+    reads = {"shrunk", "windows", "windows_ctc", "wide", "wide_ctc", "source"}
+    assert set(results["reads"]) == reads
+    assert all(read["cer"] >= 0 for read in results["reads"].values())

@@ -14,6 +14,7 @@ from helpers import from_yaml, run_cli
 
 from text_recognizer.data.documents.lines import DocumentLines
 from text_recognizer.data.registry import configured
+from text_recognizer.errors import DataError
 
 
 def pages(folder: Path, count: int, texts: list[str | None] | None = None) -> list[Path]:
@@ -168,3 +169,28 @@ def test_the_registry_builds_documents_from_its_yaml_with_overrides(tmp_path: Pa
     )
     datamodule = factory()
     assert isinstance(datamodule, DocumentLines) and datamodule.max_output_length == 82
+
+
+def test_info_describes_a_single_page_that_a_fraction_sent_to_test(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pages(tmp_path / "p", 1)
+    grid = tmp_path / "grid.png"
+    code, out, err = run_cli(
+        capsys, "info", "documents", f"datamodule.sources=[{tmp_path / 'p'}]", "--grid", str(grid)
+    )
+    assert code == 0, err
+    assert "test  1 pages, 2 lines" in out
+    assert "val   0 pages, 0 lines: empty, test_fraction 0.1 took all 1 pages first" in out
+    assert "train 0 pages, 0 lines: empty, test_fraction 0.1 took all 1 pages" in out
+    assert "sample grid: the train split has no samples" in out and not grid.exists()
+    datamodule = documents(tmp_path / "p")
+    datamodule.setup("fit")
+    assert "charset (10): ' aegilnpst' (of every split: no training label)" in out
+    with pytest.raises(DataError, match="no training line can be used: the train split is empty"):
+        datamodule.train_dataloader()
+    pages(tmp_path / "blank", 1, [None, None])
+    blank = documents(tmp_path / "blank", val_fraction=0.0, test_fraction=0.0)
+    blank.setup("fit")
+    with pytest.raises(DataError, match=r"used: 1 pages; lines skipped: 2 no text$"):
+        blank.train_dataloader()

@@ -195,7 +195,7 @@ def test_an_export_normalises_and_scores_page_text_as_its_checkpoint_does(
     scores = []
     for model in (fine_tune, out):
         recognizer = load_recognizer(model)
-        references = labels(document, recognizer.tokenizer, page)
+        references = labels(document, recognizer.tokenizer)
         assert references == {"l0": "1/2 Stunde", "l1": "two"}
         scores.append(
             float(char_error_rate(recognizer.predict_batch(crops), [*references.values()]))

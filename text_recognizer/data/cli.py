@@ -65,7 +65,9 @@ def _info(args: argparse.Namespace) -> None:
     datamodule = _datamodule(args.name, args.overrides)
     datamodule.setup("fit")
     print(datamodule.describe())
-    if args.grid:
+    if args.grid and not len(datamodule.splits()[args.split]):
+        print(f"sample grid: the {args.split} split has no samples (--split names another)")
+    elif args.grid:
         print(f"sample grid: {datamodule.save_grid(Path(args.grid), split=args.split)}")
 
 

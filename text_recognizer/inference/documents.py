@@ -2,10 +2,10 @@
 trip eScriptorium and Transkribus users import back.
 
 Each line is cut from its page exactly as the `documents` datamodule cuts it for training, and
-read with its confidence (`Reading`). A page that already holds text is also scored against it,
-in the model's normalisation and mapping; text the model could never write (characters outside
-its charset) makes the page a bad input, named by its line, and nothing is written for it. The
-copy is written whole or not at all.
+read with its confidence (`Reading`). Reading never depends on the text a line already holds:
+every line is read and written. Where there is text, the readings are also scored against it, in
+the model's normalisation and mapping (a character the model cannot write counts as its error).
+The copy is written whole or not at all.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def read_page(
     if target.resolve() == path.resolve():
         raise DocumentError(path, f"--out {out} is its own folder: the copy would overwrite it")
     document = read_document(path)
-    references = labels(document, recognizer.tokenizer, path)
+    references = labels(document, recognizer.tokenizer)
     pixels = page_pixels(path, document.image)
     crops = [line_image(pixels, line) for line in document.lines]
     predictions = recognizer.predict_timed(crops, batch_size, confidences=True)
@@ -70,20 +70,11 @@ def read_page(
     return PageReading(path, target, len(document.lines), len(document.skipped), cer)
 
 
-def labels(document: Document, tokenizer: Tokenizer, path: Path) -> dict[str, str]:
+def labels(document: Document, tokenizer: Tokenizer) -> dict[str, str]:
     """The text of each line that holds some, as the model writes its labels (its normalisation
-    and mapping), by line id; text it could never write is refused, naming the line."""
-    found = {}
-    for line in document.lines:
-        if line.text is None:
-            continue
-        label = tokenizer.normalize(line.text).strip()
-        if unknown := "".join(sorted(tokenizer.unsupported(label))):
-            raise DocumentError(
-                path, f"its text has {unknown!r}, outside the model's charset", line.id
-            )
-        found[line.id] = label
-    return found
+    and mapping), by line id: what its readings are scored against."""
+    found = {line.id: tokenizer.normalize(line.text or "").strip() for line in document.lines}
+    return {line_id: label for line_id, label in found.items() if label}
 
 
 def reading(prediction: Prediction) -> Reading:

@@ -5,6 +5,8 @@ Input convention: grayscale (colour is converted), dark ink on light paper, any 
 is scaled and padded by the same stem the model's datamodule applies in validation (uniformly,
 by the resize rule the checkpoint records: lines to the height, pages only shrunk; padded with
 paper), and line batches are cropped to their widest content exactly as validation batches are.
+A line wider than the model's input keeps the height instead and is read in windows cut at gaps
+(`text_recognizer.data.transforms.windows`), their readings joined.
 With `BeamOptions`, decoding is a beam search instead (optionally with a language model); with
 `quantize="int8"`, the network's linear layers run in int8.
 """
@@ -22,6 +24,7 @@ import torch
 from torch import Tensor
 
 from text_recognizer.data.transforms import EvalTransform
+from text_recognizer.data.transforms.windows import windows
 from text_recognizer.decode import (
     BeamOptions,
     check_decoder,
@@ -131,8 +134,9 @@ class Recognizer(ABC):
 
     def fit(self, image: ImageInput) -> np.ndarray:
         """The image read and put through the stem: uint8 (height, width), dark on light, as
-        the model sees it before the batch is inverted and cropped."""
-        return self.transform.stem.fit(read_image(image))
+        the model sees it before the batch is inverted and cropped; a line too long for the
+        width keeps the height and its length, to be read in windows."""
+        return self.transform.stem.fit(read_image(image), any_width=True)
 
     def predict_fitted(
         self,
@@ -143,7 +147,21 @@ class Recognizer(ABC):
     ) -> list[Prediction]:
         """`predict_timed` on images already through `fit`: a server fits each request as it
         arrives and decodes those that arrive together as one batch. `beam` overrides the
-        recognizer's own search for these images."""
+        recognizer's own search for these images. An image wider than the model's input is
+        read in windows, their readings joined (and their seconds added)."""
+        width = self.transform.stem.width
+        cut = [windows(image, width) for image in fitted]
+        read = iter(self._predict([w for ws, _ in cut for w in ws], batch_size, confidences, beam))
+        return [_joined([next(read) for _ in ws], joins) for ws, joins in cut]
+
+    def _predict(
+        self,
+        fitted: Sequence[np.ndarray],
+        batch_size: int | None,
+        confidences: bool,
+        beam: BeamOptions | None,
+    ) -> list[Prediction]:
+        """`predict_fitted` on images of the model's input size."""
         options = searched(self.beam if beam is None else beam)
         order = self.transform.order(list(fitted))
         size = batch_size or self.batch_size
@@ -176,6 +194,23 @@ class Recognizer(ABC):
                     break
             rows.append(tuple(kept))
         return rows
+
+
+def _joined(parts: list[Prediction], joins: list[str]) -> Prediction:
+    """The readings of a line's windows as one: texts joined by `joins`, seconds added, and
+    each character's confidence, a joining space's being the end token's of the window before
+    it (the model's confidence that the window's writing ends there)."""
+    if len(parts) == 1:
+        return parts[0]
+    text, scores = parts[0].text, list(parts[0].confidences)
+    for join, part in zip(joins, parts[1:], strict=True):
+        end = scores[len(text) :] or scores[-1:]  # no end token: decoding ran to its limit
+        del scores[len(text) :]
+        if join and text and part.text:
+            text, scores = text + join, scores + end[:1]
+        text, scores = text + part.text, scores + list(part.confidences)
+    confidences = tuple(scores) if all(p.confidences for p in parts) else ()
+    return Prediction(text, sum(p.seconds for p in parts), confidences)
 
 
 class TextRecognizer(Recognizer):

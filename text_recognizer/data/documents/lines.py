@@ -33,6 +33,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from text_recognizer.data.documents import Document, Line, find_documents, read_document
@@ -114,19 +115,15 @@ class DocumentLines(ProcessedDataModule):
             for split, docs in read.items()
         }
         base = "".join(c for c in CHARSET if mapping.get(c, c) == c) if keep_charset else ""
-        train_labels = (label for doc in labels["train"] for _, label in doc if label)
-        charset, self.rare = charset_of(train_labels, min_char_count, base)
+        # with no training label, the charset is every split's, so `info` still shows the lines
+        self.charset_from = ("train",) if _texts(labels["train"]) else SPLITS
+        found = [label for split in self.charset_from for label in _texts(labels[split])]
+        charset, self.rare = charset_of(found, min_char_count, base)
         self.tokenizer = Tokenizer(charset, normalization, mapping)
         self.pages: dict[str, list[Page]] = {}
         self.skipped: dict[str, Counter[str]] = {}
         for split in SPLITS:
             self.pages[split], self.skipped[split] = self._keep(read[split], labels[split])
-        if not any(page.lines for page in self.pages["train"]):
-            why = ", ".join(f"{n} {r}" for r, n in self.skipped["train"].most_common()) or "none"
-            raise DataError(
-                f"documents: no training line can be used ({len(self.pages['train'])} pages; "
-                f"lines skipped: {why})"
-            )
 
     def _split(
         self,
@@ -154,6 +151,11 @@ class DocumentLines(ProcessedDataModule):
                 count = max(1, round(fractions[name] * total)) if fractions[name] else 0
                 split[name], pool = pool[:count], pool[count:]
         split["train"] = pool
+        self.emptied = {
+            name: _emptied(name, {n: len(p) for n, p in split.items()}, fractions, total)
+            for name in SPLITS
+            if name not in given and not split[name]
+        }
         return {name: sorted(given.get(name, []) + split.get(name, [])) for name in SPLITS}
 
     def _read(self, paths: list[Path]) -> list[Document]:
@@ -233,6 +235,19 @@ class DocumentLines(ProcessedDataModule):
                 crop = self.stem.fit(line_image(pixels, line))
                 yield crop, label, f"{page.document.path.name}#{line.id}"
 
+    def train_dataloader(self) -> DataLoader:
+        """Refused, saying why, when no training line survived: `info` still describes the rest."""
+        if not any(page.lines for page in self.pages["train"]):
+            if "train" in self.emptied:
+                why = f"the train split is {self.emptied['train']}"
+            else:
+                skipped = self.skipped["train"].most_common()
+                why = f"{len(self.pages['train'])} pages; lines skipped: " + (
+                    ", ".join(f"{n} {reason}" for reason, n in skipped) or "none"
+                )
+            raise DataError(f"documents: no training line can be used: {why}")
+        return super().train_dataloader()
+
     def details(self) -> list[str]:
         lines = []
         for split in SPLITS:
@@ -240,10 +255,14 @@ class DocumentLines(ProcessedDataModule):
             skipped = ", ".join(f"{n} {reason}" for reason, n in self.skipped[split].most_common())
             lines.append(
                 f"  {split:5s} {len(pages)} pages, {sum(len(p.lines) for p in pages)} lines"
+                + (f": {self.emptied[split]}" if split in self.emptied else "")
                 + (f", skipped {skipped}" if skipped else "")
             )
         rare = ", ".join(f"{c!r}:{n}" for c, n in sorted(self.rare.items(), key=lambda x: x[1]))
-        lines.append(f"  charset ({len(self.tokenizer.charset)}): {self.tokenizer.charset!r}")
+        lines.append(
+            f"  charset ({len(self.tokenizer.charset)}): {self.tokenizer.charset!r}"
+            + ("" if self.charset_from == ("train",) else " (of every split: no training label)")
+        )
         if rare:
             lines.append(f"  left out as rarer than min_char_count: {rare}")
         if self.failed:
@@ -263,6 +282,27 @@ def _labels(
         )
         for line in document.lines
     ]
+
+
+def _emptied(name: str, sizes: dict[str, int], fractions: dict[str, float], total: int) -> str:
+    """Why a split drawn from the pool has no page: its own fraction is 0, or the fractions drawn
+    before it (test, then val; train takes the rest) took every page."""
+    if name != "train" and not fractions[name]:
+        return f"empty, {name}_fraction is 0"
+    if not total:
+        return "empty, no page of datamodule.sources is left for it"
+    before = ("test",) if name == "val" else ("test", "val")
+    took = " and ".join(f"{n}_fraction {fractions[n]:g}" for n in before if sizes.get(n))
+    if name == "val":
+        return f"empty, {took} took all {total} pages first"
+    return (
+        f"empty, {took} took all {total} pages (a fraction above 0 takes at least one page): "
+        "lower it or give train_sources"
+    )
+
+
+def _texts(labels: list[list[tuple[Line, str | None]]]) -> list[str]:
+    return [label for document in labels for _, label in document if label]
 
 
 def _sha256(path: Path) -> str:

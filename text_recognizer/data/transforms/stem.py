@@ -5,7 +5,9 @@ crop uniformly (keeping its aspect ratio) by its resize rule, pads it with paper
 and bottom, and inverts it so ink is near 1 and paper near 0. Two rules:
 
 - `height` (lines): scale to the network's height, up or down, and further down if the line
-  would then be too wide; every line is read at one text height.
+  would then be too wide; every line is read at one text height. Inference lifts the width
+  limit (`any_width`) and reads a longer line in windows (`windows.py`), so that its writing
+  keeps the height training saw.
 - `shrink` (pages): keep the scale, shrinking only what would not fit; a paragraph's writing
   keeps its size, whatever margin of paper the page leaves.
 """
@@ -39,24 +41,29 @@ class ImageStem:
         self.width = width
         self.resize = resize
 
-    def scale(self, height: int, width: int) -> float:
-        """The factor this stem's rule scales an image of (height, width) by."""
+    def scale(self, height: int, width: int, any_width: bool = False) -> float:
+        """The factor this stem's rule scales an image of (height, width) by; `any_width` leaves
+        out the line rule's width limit."""
+        if any_width and self.resize == "height":
+            return self.height / height
         scale = min(self.height / height, self.width / width)
         return min(scale, 1.0) if self.resize == "shrink" else scale
 
-    def fit(self, image: Image.Image | np.ndarray) -> np.ndarray:
-        """Scale by the rule and pad to (height, width), still uint8 and dark-on-light."""
+    def fit(self, image: Image.Image | np.ndarray, any_width: bool = False) -> np.ndarray:
+        """Scale by the rule and pad to (height, width), still uint8 and dark-on-light; with
+        `any_width`, a line scaled to the height and wider than `width` keeps its width."""
         if isinstance(image, np.ndarray):
             if image.shape == (self.height, self.width) and image.dtype == np.uint8:
                 return image
             image = Image.fromarray(image.astype(np.uint8))
         image = image.convert("L")
-        scale = self.scale(image.height, image.width)
+        scale = self.scale(image.height, image.width, any_width)
         if scale != 1.0:
             size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
             image = image.resize(size, Image.Resampling.LANCZOS)
         pixels = np.asarray(image)
-        canvas = np.full((self.height, self.width), paper_level(pixels), dtype=np.uint8)
+        width = max(self.width, pixels.shape[1])
+        canvas = np.full((self.height, width), paper_level(pixels), dtype=np.uint8)
         canvas[: pixels.shape[0], : pixels.shape[1]] = pixels
         return canvas
 
