@@ -60,7 +60,7 @@ def known_lines() -> tuple[Line, ...]:
 
 
 @pytest.fixture
-def segmenter(monkeypatch: pytest.MonkeyPatch, page: np.ndarray) -> list[Image.Image]:
+def segmenter(monkeypatch: pytest.MonkeyPatch) -> list[Image.Image]:
     """No kraken: `found_lines` gives the known lines; returns the images it was given."""
     given: list[Image.Image] = []
 
@@ -112,27 +112,37 @@ def test_a_page_without_lines_reads_as_empty(
 
 
 def test_a_page_is_refused_in_one_line_for_what_it_cannot_be_read_with(
-    model: Model, tiny_checkpoint: Tiny, page: np.ndarray, segmenter: list[Image.Image]
+    model: Model, page: np.ndarray, segmenter: list[Image.Image]
 ) -> None:
-    good = png(page)
+    good, bad = png(page), b"plain text, not a PNG"
+    bearer = {"Authorization": "Bearer s3cret"}
+    cases: list[tuple[int, dict[str, str], bytes, dict[str, str], str]] = [
+        (401, {}, good, {}, "missing or wrong bearer token"),
+        (415, bearer, bad, {}, "image: not an image"),
+        (422, bearer, good, {"beam": "17"}, "choose a width from 1"),
+        (422, bearer, good, {"overlay": "maybe"}, "overlay must be true or false"),
+        (422, bearer, good, {"stem": "true"}, "unknown field(s) stem"),
+    ]
     with client_of(model, token="s3cret") as client:
-        bearer = {"Authorization": "Bearer s3cret"}
-        cases = [
-            (401, {}, {}, "missing or wrong bearer token"),
-            (415, bearer, {"image": b"plain text, not a PNG"}, "image: not an image"),
-            (422, bearer, {"beam": "17"}, "choose a width from 1"),
-            (422, bearer, {"overlay": "maybe"}, "overlay must be true or false"),
-            (422, bearer, {"stem": "true"}, "unknown field(s) stem"),
-        ]
-        for status, headers, fields, message in cases:
-            data = fields.pop("image", good)
-            assert isinstance(data, bytes)
+        for status, headers, data, fields, message in cases:
             response = client.post(
                 "/v1/page", files={"image": ("p.png", data)}, data=fields, headers=headers
             )
             assert response.status_code == status, response.text
             assert message in response.json()["error"]
-        assert not segmenter  # none of them was segmented
+    assert not segmenter  # none of them was segmented
+
+
+def test_a_page_whose_lines_do_not_fit_in_the_queue_is_refused_whole(
+    model: Model, page: np.ndarray, segmenter: list[Image.Image]
+) -> None:
+    with client_of(model, max_queue=2) as client:
+        response = post_page(client, png(page))
+        assert client.get("/healthz").json()["queue_depth"] == 0
+    assert response.status_code == 503 and response.headers["retry-after"] == "1"
+    assert response.json() == {
+        "error": "0 requests are already waiting; 3 more would pass the limit of 2"
+    }
 
 
 def test_without_kraken_a_page_is_501_saying_how_to_install_it(

@@ -62,7 +62,8 @@ class PageReading:
 
 
 class PageReader:
-    """Finds lines one page at a time, on a thread of its own: the segmenter takes seconds a
+    """Finds lines one page at a time, on a thread of its own rather than in starlette's pool
+    (which would run as many pages at once as it has threads): the segmenter takes seconds a
     page with all of torch's threads, so two pages at once would only share them, and a page
     whose request ran out of time while it waited is never segmented."""
 
