@@ -10,7 +10,10 @@ Each true line is where it was drawn, so the benchmark reports, on 2 cores:
 - page CER of lines-then-read (found by the segmenter, cut, read) beside the same lines cut
   from their true positions (the same cutter, the true box) and read by the same model;
 - seconds a page: finding lines, cutting and reading; beside `kraken segment -bl` on the same
-  pages (its own command line, model loading included, as a user runs it).
+  pages (its own command line, model loading included, as a user runs it);
+- with `--paragraphs CKPT`, the same found regions read whole by a paragraph reader: page CER
+  as it read them and cut to the lines found (what `predict --segment regions` writes), and how
+  often it read a region with as many lines as the region holds.
 
     python -m benchmarks.pages --checkpoint runs/<run>/checkpoints/best.ckpt [--pages 50]
 
@@ -24,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,23 +37,26 @@ from torchmetrics.functional.text import char_error_rate
 
 from benchmarks.common import add_arguments, checkpoint_name, machine, print_table, write
 from benchmarks.heldout import datamodule
-from text_recognizer.data.documents import Line
+from text_recognizer.data.documents import Line, Reading
 from text_recognizer.data.documents.images import line_image
 from text_recognizer.data.documents.overlay import overlay
-from text_recognizer.data.documents.record import bounds
+from text_recognizer.data.documents.record import bounds, by_region
 from text_recognizer.data.documents.segment import found_lines
 from text_recognizer.data.pages.compose import ComposedPage, compose_page, match_lines
 from text_recognizer.data.synthetic.paragraphs import SyntheticParagraphs
 from text_recognizer.inference import load_recognizer
+from text_recognizer.inference.pages import region_image, region_readings
 from text_recognizer.inference.recognizer import Recognizer
 
 KRAKEN_PAGES = 5
 """Pages `kraken segment -bl` is timed on (each call loads its model, as a user's does)."""
 
 
-def pages(count: int, seed: int = 0, name: str = "plain") -> list[ComposedPage]:
+def pages(
+    count: int, seed: int = 0, name: str = "plain", smoke: bool = False
+) -> list[ComposedPage]:
     """`count` pages of the held-out set `name`'s test lines (`benchmarks.heldout`)."""
-    lines = datamodule(name)
+    lines = datamodule(name, smoke)
     lines.prepare_data()
     pool, _ = SyntheticParagraphs._pool(lines.path, "test")
     composed = []
@@ -73,25 +80,46 @@ def read_lines(recognizer: Recognizer, pixels: np.ndarray, lines: list[Line]) ->
     return recognizer.predict_batch([line_image(pixels, line) for line in lines])
 
 
-def measure(recognizer: Recognizer, composed: list[ComposedPage]) -> dict[str, Any]:
-    found_total = true_total = matched_total = ordered = 0
-    read_texts, cut_texts, truths = [], [], []
-    segment_seconds = read_seconds = 0.0
+@dataclass
+class Found:
+    """A composed page with the lines the segmenter found on it, and the seconds that took."""
+
+    page: ComposedPage
+    lines: list[Line]
+    seconds: float
+
+
+def find(composed: list[ComposedPage]) -> list[Found]:
+    found = []
     for page in composed:
         began = time.perf_counter()
-        found = list(found_lines(Image.fromarray(page.pixels)))
-        segmented = time.perf_counter()
-        texts = read_lines(recognizer, page.pixels, found)
-        read_seconds += time.perf_counter() - segmented
-        segment_seconds += segmented - began
-        matched = match_lines([f.outline for f in found], [t.polygon for t in page.lines])
-        found_total, true_total = found_total + len(found), true_total + len(page.lines)
+        lines = list(found_lines(Image.fromarray(page.pixels)))
+        found.append(Found(page, lines, time.perf_counter() - began))
+    return found
+
+
+def truth(page: ComposedPage) -> str:
+    return "\n".join(line.text for line in page.lines)
+
+
+def measure(recognizer: Recognizer, found: list[Found]) -> dict[str, Any]:
+    """Detection, and page CER of found lines against true ones, both read by `recognizer`."""
+    found_total = true_total = matched_total = ordered = 0
+    read_texts, cut_texts = [], []
+    read_seconds = 0.0
+    for item in found:
+        page = item.page
+        began = time.perf_counter()
+        read_texts.append("\n".join(read_lines(recognizer, page.pixels, item.lines)))
+        read_seconds += time.perf_counter() - began
+        matched = match_lines([f.outline for f in item.lines], [t.polygon for t in page.lines])
+        found_total, true_total = found_total + len(item.lines), true_total + len(page.lines)
         matched_total += len(matched)
         ordered += [j for _, j in matched] == sorted(j for _, j in matched)
-        read_texts.append("\n".join(texts))
         cut_texts.append("\n".join(read_lines(recognizer, page.pixels, true_lines(page))))
-        truths.append("\n".join(line.text for line in page.lines))
-    n = len(composed)
+    n = len(found)
+    truths = [truth(item.page) for item in found]
+    segment_seconds = sum(item.seconds for item in found)
     return {
         "pages": n,
         "true_lines": true_total,
@@ -103,6 +131,41 @@ def measure(recognizer: Recognizer, composed: list[ComposedPage]) -> dict[str, A
         "cer_true_lines": round(float(char_error_rate(cut_texts, truths)), 4),
         "seconds_a_page": round((segment_seconds + read_seconds) / n, 2),
         "segment_seconds_a_page": round(segment_seconds / n, 2),
+        "read_seconds_a_page": round(read_seconds / n, 2),
+    }
+
+
+def measure_paragraphs(recognizer: Recognizer, found: list[Found]) -> dict[str, Any]:
+    """Each found region read whole by a paragraph reader: page CER as it read, and cut to the
+    lines found (`--segment regions`); how many regions it read with as many lines as they
+    truly hold (the true lines its found lines cover)."""
+    raw_texts, cut_texts, regions, right = [], [], 0, 0
+    read_seconds = 0.0
+    for item in found:
+        units = by_region(item.lines)
+        began = time.perf_counter()
+        read = recognizer.predict_batch([region_image(item.page.pixels, u) for u in units])
+        read_seconds += time.perf_counter() - began
+        readings = region_readings(units, [Reading(text, 1.0, ()) for text in read])
+        raw_texts.append("\n".join(read))
+        cut_texts.append("\n".join(readings[line.id].text for line in item.lines))
+        matched = dict(
+            match_lines([f.outline for f in item.lines], [t.polygon for t in item.page.lines])
+        )
+        start = 0
+        for unit, text in zip(units, read, strict=True):
+            held = sum(1 for i in range(start, start + len(unit)) if i in matched)
+            regions, right = regions + 1, right + (len(text.split("\n")) == held)
+            start += len(unit)
+    truths = [truth(item.page) for item in found]
+    segment_seconds = sum(item.seconds for item in found)
+    n = len(found)
+    return {
+        "regions": regions,
+        "regions_with_their_line_count": round(right / max(regions, 1), 4),
+        "cer_as_read": round(float(char_error_rate(raw_texts, truths)), 4),
+        "cer": round(float(char_error_rate(cut_texts, truths)), 4),
+        "seconds_a_page": round((segment_seconds + read_seconds) / n, 2),
         "read_seconds_a_page": round(read_seconds / n, 2),
     }
 
@@ -122,11 +185,11 @@ def kraken_seconds(composed: list[ComposedPage]) -> float | None:
         return round((time.perf_counter() - began) / len(composed), 2)
 
 
-def draw(recognizer: Recognizer, folder: Path) -> list[Path]:
+def draw(recognizer: Recognizer, folder: Path, smoke: bool = False) -> list[Path]:
     """Three pages of the scan-like held-out set, found, read and drawn."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for i, page in enumerate(pages(3, seed=7, name="scan")):
+    for i, page in enumerate(pages(1 if smoke else 3, seed=7, name="scan", smoke=smoke)):
         found = list(found_lines(Image.fromarray(page.pixels)))
         texts = read_lines(recognizer, page.pixels, found)
         image = overlay(page.pixels, found, {f.id: t for f, t in zip(found, texts, strict=True)})
@@ -140,19 +203,26 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", required=True, type=Path, help="a line reader")
     parser.add_argument("--pages", type=int, default=50)
+    parser.add_argument("--paragraphs", type=Path, help="a paragraph reader, read beside it")
     parser.add_argument("--overlays", type=Path, help="folder for three drawn pages")
     add_arguments(parser)
     args = parser.parse_args(argv)
     count = 2 if args.smoke else args.pages
     recognizer = load_recognizer(str(args.checkpoint))
-    composed = pages(count)
-    result = measure(recognizer, composed)
+    composed = pages(count, smoke=args.smoke)
+    found = find(composed)
+    result = measure(recognizer, found)
+    if args.paragraphs:
+        paragraphs = measure_paragraphs(load_recognizer(str(args.paragraphs)), found)
+        result["paragraph_reader"] = {"checkpoint": checkpoint_name(args.paragraphs), **paragraphs}
     result["kraken_segment_seconds_a_page"] = kraken_seconds(
         composed[: 1 if args.smoke else KRAKEN_PAGES]
     )
-    print_table([result])
+    print_table([{k: v for k, v in result.items() if not isinstance(v, dict)}])
+    if args.paragraphs:
+        print_table([paragraphs])
     if args.overlays:
-        for path in draw(recognizer, args.overlays):
+        for path in draw(recognizer, args.overlays, args.smoke):
             print(f"wrote {path}")
     if args.smoke and not args.out:
         return

@@ -25,7 +25,7 @@ import numpy as np
 from text_recognizer.data.documents import Document, Line, Reading, alto, page_xml
 from text_recognizer.data.documents.images import line_image, page_pixels
 from text_recognizer.data.documents.overlay import overlay
-from text_recognizer.data.documents.record import by_region, page_text
+from text_recognizer.data.documents.record import bounds, by_region, page_text, region_outline
 from text_recognizer.data.documents.segment import find_lines, require_segmenter
 from text_recognizer.errors import REPORTED, InferenceError
 from text_recognizer.inference.documents import reading
@@ -101,7 +101,7 @@ def read_page_images(
             readings = (
                 {line.id: reading(p) for (line,), p in zip(units, read, strict=True)}
                 if segment == "lines"
-                else _region_readings(units, [reading(p) for p in read])
+                else region_readings(units, [reading(p) for p in read])
             )
             try:
                 written = _write(document, readings, pixels, out, format, draw)
@@ -124,16 +124,16 @@ def _units(document: Document, segment: str) -> list[list[Line]]:
 
 
 def _crop(pixels: np.ndarray, lines: list[Line], segment: str) -> np.ndarray:
-    if segment == "lines":
-        return line_image(pixels, lines[0])
-    x0 = min(line.box[0] for line in lines)
-    y0 = min(line.box[1] for line in lines)
-    x1 = max(line.box[2] for line in lines)
-    y1 = max(line.box[3] for line in lines)
+    return line_image(pixels, lines[0]) if segment == "lines" else region_image(pixels, lines)
+
+
+def region_image(pixels: np.ndarray, lines: Sequence[Line]) -> np.ndarray:
+    """A region's crop for the paragraph reader: the box around its lines."""
+    x0, y0, x1, y1 = bounds(region_outline(lines))
     return pixels[round(y0) : round(y1), round(x0) : round(x1)]
 
 
-def _region_readings(units: list[list[Line]], read: list[Reading]) -> dict[str, Reading]:
+def region_readings(units: list[list[Line]], read: list[Reading]) -> dict[str, Reading]:
     """Each region's reading given to its found lines in order, cut to as many lines as were
     found, a line that repeats the one before it dropped."""
     readings = {}

@@ -1,5 +1,5 @@
 """A page you can look at: each line's outline drawn on the page in its region's colour, its
-baseline, and its reading written just above it on a pale label."""
+baseline, and its reading written just above it on a pale label, in one size for the page."""
 
 from __future__ import annotations
 
@@ -17,6 +17,10 @@ def overlay(page: np.ndarray, lines: Sequence[Line], readings: Mapping[str, str]
     """The uint8 grayscale `page` in colour with `lines` and their `readings` (by line id)."""
     image = Image.fromarray(page).convert("RGB")
     draw = ImageDraw.Draw(image, "RGBA")
+    if not lines:
+        return image
+    heights = sorted(line.box[3] - line.box[1] for line in lines)
+    font = ImageFont.load_default(size=max(10, round(heights[len(heights) // 2] * 0.35)))
     for index, region in enumerate(by_region(lines)):
         colour = COLOURS[index % len(COLOURS)]
         for line in region:
@@ -26,8 +30,7 @@ def overlay(page: np.ndarray, lines: Sequence[Line], readings: Mapping[str, str]
             text = readings.get(line.id, "")
             if not text:
                 continue
-            x0, y0, _, y1 = line.box
-            font = ImageFont.load_default(size=max(10, round((y1 - y0) * 0.35)))
+            x0, y0 = line.box[:2]
             left, top, right, bottom = draw.textbbox((x0, y0), text, font=font, anchor="lb")
             draw.rectangle((left - 2, top - 2, right + 2, bottom + 2), fill=(255, 255, 224, 220))
             draw.text((x0, y0), text, font=font, fill=colour, anchor="lb")

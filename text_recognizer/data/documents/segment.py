@@ -20,6 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 from text_recognizer.data.documents.record import Document, Line, Point, make_line
@@ -32,6 +33,8 @@ ROOM_BELOW = 0.5
 the same lines cut at their true boxes read at CER 0.230): a band of each line's own reach read
 at 0.270, these floors at 0.277, and taller bands worse (1.0 and 0.7: 0.303; 1.3 and 0.9, which
 hold all the true ink: 0.500), since they take in the neighbouring lines' ink."""
+REACH = 90
+"""The percentile of the outline's points' distances from the baseline taken as its reach."""
 JOIN_GAP = 0.5
 """Pieces join when the next starts at most this many writing heights above or below where the
 last ended (and not left of it by more)..."""
@@ -103,11 +106,15 @@ def _model() -> Any:
 
 
 def _piece(line: Any) -> _Piece:
+    """How far the outline reaches above and below the baseline, measured at each of its points
+    from the baseline there (so a sloping line's slope does not count as height)."""
     baseline = sorted((float(x), float(y)) for x, y in line.baseline)
-    middle = statistics.median(y for _, y in baseline)
-    ys = [float(y) for _, y in line.boundary]
+    xs, ys = np.array(line.boundary, dtype=np.float64).T
+    offsets = ys - np.interp(xs, [x for x, _ in baseline], [y for _, y in baseline])
+    above = float(np.percentile(-offsets, REACH)) if (offsets < 0).any() else 1.0
+    below = float(np.percentile(offsets, REACH)) if (offsets > 0).any() else 1.0
     region = line.regions[0] if line.regions else None
-    return _Piece(baseline, max(middle - min(ys), 1.0), max(max(ys) - middle, 1.0), region)
+    return _Piece(baseline, max(above, 1.0), max(below, 1.0), region)
 
 
 def _joined(pieces: list[_Piece], height: float) -> list[_Piece]:
