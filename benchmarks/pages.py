@@ -17,8 +17,8 @@ Each true line is where it was drawn, so the benchmark reports, on 2 cores:
 
     python -m benchmarks.pages --checkpoint runs/<run>/checkpoints/best.ckpt [--pages 50]
 
-Results go to `benchmarks/results/pages.json`; `--overlays DIR` also writes three pages drawn
-with their readings.
+Results go to `benchmarks/results/pages.json`; `--scans DIR` also writes three pages of the
+scan-like held-out set into DIR and reads them as `predict --out DIR --overlay` does.
 """
 
 import argparse
@@ -39,13 +39,17 @@ from benchmarks.common import add_arguments, checkpoint_name, machine, print_tab
 from benchmarks.heldout import datamodule
 from text_recognizer.data.documents import Line, Reading
 from text_recognizer.data.documents.images import line_image
-from text_recognizer.data.documents.overlay import overlay
 from text_recognizer.data.documents.record import bounds, by_region
 from text_recognizer.data.documents.segment import found_lines
 from text_recognizer.data.pages.compose import ComposedPage, compose_page, match_lines
 from text_recognizer.data.synthetic.paragraphs import SyntheticParagraphs
 from text_recognizer.inference import load_recognizer
-from text_recognizer.inference.pages import region_image, region_readings
+from text_recognizer.inference.pages import (
+    PageImageReading,
+    read_page_images,
+    region_image,
+    region_readings,
+)
 from text_recognizer.inference.recognizer import Recognizer
 
 KRAKEN_PAGES = 5
@@ -185,17 +189,19 @@ def kraken_seconds(composed: list[ComposedPage]) -> float | None:
         return round((time.perf_counter() - began) / len(composed), 2)
 
 
-def draw(recognizer: Recognizer, folder: Path, smoke: bool = False) -> list[Path]:
-    """Three pages of the scan-like held-out set, found, read and drawn."""
+def read_scans(recognizer: Recognizer, folder: Path, smoke: bool = False) -> list[Path]:
+    """Three pages of the scan-like held-out set saved as JPEGs and read as `predict page.jpg
+    --out FOLDER --overlay` reads them: text, PAGE and the overlay beside each."""
     folder.mkdir(parents=True, exist_ok=True)
-    written = []
+    images = []
     for i, page in enumerate(pages(1 if smoke else 3, seed=7, name="scan", smoke=smoke)):
-        found = list(found_lines(Image.fromarray(page.pixels)))
-        texts = read_lines(recognizer, page.pixels, found)
-        image = overlay(page.pixels, found, {f.id: t for f, t in zip(found, texts, strict=True)})
-        path = folder / f"page{i}.png"
-        image.save(path)
-        written.append(path)
+        Image.fromarray(page.pixels).save(folder / f"page{i}.jpg", quality=90)
+        images.append(folder / f"page{i}.jpg")
+    written: list[Path] = []
+    for path, read in read_page_images(recognizer, images, folder, draw=True):
+        if not isinstance(read, PageImageReading):
+            raise SystemExit(f"pages: {path}: {read}")
+        written += read.written
     return written
 
 
@@ -204,7 +210,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--checkpoint", required=True, type=Path, help="a line reader")
     parser.add_argument("--pages", type=int, default=50)
     parser.add_argument("--paragraphs", type=Path, help="a paragraph reader, read beside it")
-    parser.add_argument("--overlays", type=Path, help="folder for three drawn pages")
+    parser.add_argument("--scans", type=Path, help="folder for three scan-like pages, read")
     add_arguments(parser)
     args = parser.parse_args(argv)
     count = 2 if args.smoke else args.pages
@@ -221,8 +227,8 @@ def main(argv: list[str] | None = None) -> None:
     print_table([{k: v for k, v in result.items() if not isinstance(v, dict)}])
     if args.paragraphs:
         print_table([paragraphs])
-    if args.overlays:
-        for path in draw(recognizer, args.overlays, args.smoke):
+    if args.scans:
+        for path in read_scans(recognizer, args.scans, args.smoke):
             print(f"wrote {path}")
     if args.smoke and not args.out:
         return
