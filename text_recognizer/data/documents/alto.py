@@ -227,34 +227,30 @@ def create(
     with their readings: a `TextBlock` a region, in reading order; each line's box, outline,
     baseline and words with their confidences; `image` names its image (relative to the file)."""
     namespace = "http://www.loc.gov/standards/alto/ns-v4#"
-    ET.register_namespace("", namespace)
-    q = xml.qualifier(namespace)
-    root = ET.Element(q("alto"), SCHEMAVERSION="4.2")
-    description = ET.SubElement(root, q("Description"))
-    ET.SubElement(description, q("MeasurementUnit")).text = "pixel"
-    source = ET.SubElement(description, q("sourceImageInformation"))
-    ET.SubElement(source, q("fileName")).text = image
+    root = ET.Element("alto", xmlns=namespace, SCHEMAVERSION="4.2")  # not ElementTree's ns0:
+    description = ET.SubElement(root, "Description")
+    ET.SubElement(description, "MeasurementUnit").text = "pixel"
+    source = ET.SubElement(description, "sourceImageInformation")
+    ET.SubElement(source, "fileName").text = image
     page = ET.SubElement(
-        ET.SubElement(root, q("Layout")),
-        q("Page"),
+        ET.SubElement(root, "Layout"),
+        "Page",
         ID="p0",
         PHYSICAL_IMG_NR="1",
         WIDTH=str(size[0]),
         HEIGHT=str(size[1]),
     )
-    space = ET.SubElement(page, q("PrintSpace"), _position((0, 0, *size)))
+    space = ET.SubElement(page, "PrintSpace", _position((0, 0, *size)))
     for index, lines in enumerate(by_region(document.lines)):
         region = region_outline(lines)
-        block = ET.SubElement(
-            space, q("TextBlock"), {"ID": f"r{index}", **_position(bounds(region))}
-        )
+        block = ET.SubElement(space, "TextBlock", {"ID": f"r{index}", **_position(bounds(region))})
         for line in lines:
             attributes = {"ID": line.id, **_position(line.box)}
             if line.baseline:
                 attributes["BASELINE"] = format_points(line.baseline)
-            element = ET.SubElement(block, q("TextLine"), attributes)
-            shape = ET.SubElement(element, q("Shape"))
-            ET.SubElement(shape, q("Polygon"), POINTS=format_points(line.outline))
+            element = ET.SubElement(block, "TextLine", attributes)
+            shape = ET.SubElement(element, "Shape")
+            ET.SubElement(shape, "Polygon", POINTS=format_points(line.outline))
             reading = readings.get(line.id, Reading("", 0.0, ()))
             written = words(reading.text) or [""]
             confidences = reading.word_confidences
@@ -262,9 +258,9 @@ def create(
                 confidences = (reading.confidence,) * len(written)
             for i, (word, confidence) in enumerate(zip(written, confidences, strict=True)):
                 if i:
-                    ET.SubElement(element, q("SP"))
-                ET.SubElement(element, q("String"), CONTENT=word, WC=f"{confidence:.3f}")
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+                    ET.SubElement(element, "SP")
+                ET.SubElement(element, "String", CONTENT=word, WC=f"{confidence:.3f}")
+    return ET.tostring(root, "utf-8", xml_declaration=True)
 
 
 def _position(box: Box) -> dict[str, str]:

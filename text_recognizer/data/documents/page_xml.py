@@ -167,32 +167,30 @@ def create(
     in reading order, each line's outline, baseline, text and confidence; `image` is the name
     the file gives its image by (relative to the file)."""
     namespace = f"http://schema.primaresearch.org/PAGE/gts/pagecontent/{VERSIONS[-1]}"
-    ET.register_namespace("", namespace)
-    q = xml.qualifier(namespace)
-    root = ET.Element(q("PcGts"))
-    metadata = ET.SubElement(root, q("Metadata"))
+    root = ET.Element("PcGts", xmlns=namespace)  # a default namespace, not ElementTree's ns0:
+    metadata = ET.SubElement(root, "Metadata")
     now = datetime.now(UTC).replace(microsecond=0).isoformat().removesuffix("+00:00")
     for name, value in (("Creator", "text-recognizer"), ("Created", now), ("LastChange", now)):
-        ET.SubElement(metadata, q(name)).text = value
+        ET.SubElement(metadata, name).text = value
     page = ET.SubElement(
-        root, q("Page"), imageFilename=image, imageWidth=str(size[0]), imageHeight=str(size[1])
+        root, "Page", imageFilename=image, imageWidth=str(size[0]), imageHeight=str(size[1])
     )
     groups = by_region(document.lines)
     if groups:  # an OrderedGroup must hold a region
-        order = ET.SubElement(ET.SubElement(page, q("ReadingOrder")), q("OrderedGroup"), id="ro")
+        order = ET.SubElement(ET.SubElement(page, "ReadingOrder"), "OrderedGroup", id="ro")
         for index in range(len(groups)):
-            ET.SubElement(order, q("RegionRefIndexed"), index=str(index), regionRef=f"r{index}")
+            ET.SubElement(order, "RegionRefIndexed", index=str(index), regionRef=f"r{index}")
     for index, lines in enumerate(groups):
-        region = ET.SubElement(page, q("TextRegion"), id=f"r{index}")
-        ET.SubElement(region, q("Coords"), points=format_points(region_outline(lines)))
+        region = ET.SubElement(page, "TextRegion", id=f"r{index}")
+        ET.SubElement(region, "Coords", points=format_points(region_outline(lines)))
         for line in lines:
-            element = ET.SubElement(region, q("TextLine"), id=line.id)
-            ET.SubElement(element, q("Coords"), points=format_points(line.outline))
+            element = ET.SubElement(region, "TextLine", id=line.id)
+            ET.SubElement(element, "Coords", points=format_points(line.outline))
             if line.baseline:
-                ET.SubElement(element, q("Baseline"), points=format_points(line.baseline))
+                ET.SubElement(element, "Baseline", points=format_points(line.baseline))
             if (reading := readings.get(line.id)) is not None:
-                equiv = ET.SubElement(element, q("TextEquiv"), conf=f"{reading.confidence:.3f}")
-                ET.SubElement(equiv, q("Unicode")).text = reading.text
+                equiv = ET.SubElement(element, "TextEquiv", conf=f"{reading.confidence:.3f}")
+                ET.SubElement(equiv, "Unicode").text = reading.text
         text = "\n".join(readings[line.id].text for line in lines if line.id in readings)
-        ET.SubElement(ET.SubElement(region, q("TextEquiv")), q("Unicode")).text = text
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+        ET.SubElement(ET.SubElement(region, "TextEquiv"), "Unicode").text = text
+    return ET.tostring(root, "utf-8", xml_declaration=True)

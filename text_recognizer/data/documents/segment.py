@@ -17,14 +17,12 @@ import importlib.util
 import statistics
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from text_recognizer.data.documents.record import Document, Line, Point, make_line
-from text_recognizer.data.image_files import read_image_file
+from text_recognizer.data.documents.record import Line, Point, make_line
 from text_recognizer.errors import DataError
 
 ROOM_ABOVE = 0.8
@@ -43,6 +41,7 @@ last ended (and not left of it by more)..."""
 JOIN_WIDTH = 4.0
 """...and at most this many right of it: a wide gap between words, not a column's gutter."""
 FORMAT = "page image (kraken blla)"
+"""What a found page's `Document.format` says."""
 INSTALL = "pip install 'text-recognizer[pages]'"
 
 
@@ -57,12 +56,6 @@ class _Piece:
     """How far the segmenter's outline reaches above the baseline, and below it."""
     below: float
     region: str | None
-
-
-def find_lines(path: Path) -> Document:
-    """The lines of the page image at `path`, in reading order, each with its region."""
-    image = read_image_file(path)
-    return Document(path, path, FORMAT, found_lines(image), ())
 
 
 def found_lines(image: Image.Image) -> tuple[Line, ...]:
