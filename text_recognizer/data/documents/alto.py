@@ -260,6 +260,7 @@ def create(
                 if i:
                     ET.SubElement(element, "SP")
                 ET.SubElement(element, "String", CONTENT=word, WC=f"{confidence:.3f}")
+    ET.indent(root)
     return ET.tostring(root, "utf-8", xml_declaration=True)
 
 

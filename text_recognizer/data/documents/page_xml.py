@@ -193,4 +193,5 @@ def create(
                 ET.SubElement(equiv, "Unicode").text = reading.text
         text = "\n".join(readings[line.id].text for line in lines if line.id in readings)
         ET.SubElement(ET.SubElement(region, "TextEquiv"), "Unicode").text = text
+    ET.indent(root)
     return ET.tostring(root, "utf-8", xml_declaration=True)
