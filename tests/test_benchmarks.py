@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import torch
 from helpers import compose_with
+from PIL import Image
 
 from benchmarks import (
     augmentations,
@@ -22,6 +23,7 @@ from benchmarks import (
     heldout,
     long_lines,
     overfit_pages,
+    pages,
     predict,
     quality,
     serve,
@@ -181,6 +183,21 @@ def test_heldout_smoke(tmp_path: Path, tiny_checkpoint: Tiny, data_root: Path) -
         report = json.loads((tmp_path / f"tiny-heldout-{name}" / "report.json").read_text())
         assert report["samples"] == heldout.datamodule(name, smoke=True).config.test_size
         assert entry[name]["cer"] == round(report["cer"], 4) and entry[name]["per_family"]
+
+
+@pytest.mark.slow
+def test_pages_smoke(tmp_path: Path, tiny_checkpoint: Tiny, data_root: Path) -> None:
+    """Two composed pages found by kraken's own model, read by the tiny model, and timed
+    beside `kraken segment -bl`; one page of the scan-like set drawn."""
+    pytest.importorskip("kraken")
+    argv = ("--checkpoint", str(tiny_checkpoint.checkpoint), "--scans", str(tmp_path / "o"))
+    results = smoke(pages.main, tmp_path, "pages", *argv)
+    assert results["pages"] == 2 and results["true_lines"] >= 2
+    assert 0 <= results["precision"] <= 1 and 0 <= results["recall"] <= 1
+    assert results["cer_lines_then_read"] >= 0 and results["cer_true_lines"] >= 0
+    assert results["seconds_a_page"] > 0 and results["kraken_segment_seconds_a_page"] > 0
+    assert Image.open(tmp_path / "o" / "page0.overlay.png").mode == "RGB"
+    assert (tmp_path / "o" / "page0.txt").is_file() and (tmp_path / "o" / "page0.xml").is_file()
 
 
 def test_long_lines_smoke(tmp_path: Path, tiny_checkpoint: Tiny, data_root: Path) -> None:

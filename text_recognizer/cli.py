@@ -13,6 +13,11 @@ text-recognizer predict ... --decoder ctc            read with the CTC head alon
 text-recognizer predict --checkpoint CKPT PAGE.xml   read every line of a PAGE or ALTO file and
     --out DIR                                        write a copy with the readings (text and
                                                      confidence) into DIR, the rest unchanged
+text-recognizer predict --checkpoint CKPT page.jpg   a page image: find its lines (the pages
+    --out DIR [--format page|alto] [--overlay]       extra), read them, write DIR/page.txt,
+    [--segment lines|regions]                        DIR/page.xml (PAGE 2019 or ALTO v4) and
+                                                     the page drawn with its readings; a
+                                                     paragraph checkpoint reads regions whole
 text-recognizer evaluate --checkpoint CKPT           CER/WER on the test split of the model's
     [--datamodule NAME] [--out DIR] [--worst N]      datamodule (or NAME's); writes report.json
                                                      and predictions.png
@@ -53,6 +58,7 @@ from text_recognizer.data.lm_corpus import SYNTHETIC_LINES
 from text_recognizer.decode import DECODERS, BeamOptions
 from text_recognizer.errors import REPORTED, ImageError, InferenceError
 from text_recognizer.inference.models import checkpoint_file, load_recognizer
+from text_recognizer.inference.pages import PageImageReading
 from text_recognizer.inference.quantize import QUANTIZATIONS
 from text_recognizer.inference.recognizer import Recognizer, TextRecognizer
 from text_recognizer.lm import LM_WEIGHT
@@ -99,10 +105,15 @@ def _predict(args: argparse.Namespace) -> int:
     documents = [Path(p) for p in args.images if Path(p).suffix.lower() == ".xml"]
     if documents and not args.out:
         raise InferenceError("--out", f"give a folder to write the readings of {documents[0]} to")
+    pages = args.out is not None or args.segment is not None or args.overlay
+    if pages and not args.out:
+        raise InferenceError("--out", "give a folder to write the pages' text, XML and overlays to")
     recognizer = _recognizer(args, args.model or args.checkpoint)
     failed = _documents(recognizer, documents, args) if documents else False
     paths, missing = _expand([p for p in args.images if Path(p) not in documents], args.debug)
     failed |= missing
+    if pages:
+        return 1 if _pages(recognizer, paths, args) or failed else 0
     for path, read in recognizer.predict_files(paths):
         if isinstance(read, ImageError):
             failed = True
@@ -142,6 +153,34 @@ def _documents(recognizer: Recognizer, documents: list[Path], args: argparse.Nam
             print(json.dumps({**record, "skipped": page.skipped, "cer": page.cer}), flush=True)
         else:
             print(f"{path}\t-> {page.out} ({page.lines} lines{skipped}{cer})", flush=True)
+    return failed
+
+
+def _pages(recognizer: Recognizer, paths: list[Path], args: argparse.Namespace) -> bool:
+    """Find, read and write each page image into --out; True if any could not be."""
+    from tqdm import tqdm
+
+    from text_recognizer.inference.pages import read_page_images
+
+    failed = False
+    read = read_page_images(
+        recognizer, paths, Path(args.out), args.format, args.segment, args.overlay, args.batch_size
+    )
+    progress = tqdm(read, total=len(paths), unit="page", disable=len(paths) < 2, file=sys.stderr)
+    for path, page in progress:
+        if not isinstance(page, PageImageReading):
+            failed = True
+            progress.write(f"error: {page}", file=sys.stderr)
+            if args.json:
+                print(json.dumps({"path": str(path), "error": str(page)}), flush=True)
+            continue
+        written = [str(p) for p in page.written]
+        if args.json:
+            record = {"path": str(path), "written": written, "lines": page.lines}
+            print(json.dumps({**record, "regions": page.regions, "seconds": page.seconds}))
+        else:
+            summary = f"{page.lines} lines in {page.regions} regions, {page.seconds:.1f} s"
+            progress.write(f"{path}\t-> {', '.join(written)} ({summary})", file=sys.stdout)
     return failed
 
 
@@ -262,7 +301,21 @@ def main(argv: list[str] | None = None) -> None:
     predict.add_argument(
         "images", nargs="+", metavar="IMAGE", help="image files or folders, PAGE or ALTO files"
     )
-    predict.add_argument("--out", help="folder for copies of the XML files with the readings")
+    predict.add_argument(
+        "--out", help="folder for the readings of XML files and page images (see above)"
+    )
+    predict.add_argument(
+        "--segment",
+        choices=("lines", "regions"),
+        help="page images: read found lines, or regions whole with a paragraph checkpoint "
+        "(default: regions for a paragraph checkpoint, else lines)",
+    )
+    predict.add_argument(
+        "--format", choices=("page", "alto"), default="page", help="page images: the XML written"
+    )
+    predict.add_argument(
+        "--overlay", action="store_true", help="page images: also draw the readings on the page"
+    )
     predict.add_argument("--json", action="store_true", help="one JSON object per image")
     predict.add_argument("--max-length", type=int, help="decode at most this many tokens")
     predict.set_defaults(run=_predict)

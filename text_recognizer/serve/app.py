@@ -1,6 +1,7 @@
-"""The FastAPI app: `POST /v1/recognize`, `GET /v1/model`, `/healthz`, `/metrics` and the page
-at `/`. Reading an image and its stem run in a worker thread and decoding in the batcher's, so
-the event loop only moves bytes; every failure is a JSON answer, never the process's end."""
+"""The FastAPI app: `POST /v1/recognize`, `POST /v1/page`, `GET /v1/model`, `/healthz`,
+`/metrics` and the page at `/`. Reading an image and its stem run in a worker thread, finding a
+page's lines in the segmenter's and decoding in the batcher's, so the event loop only moves
+bytes; every failure is a JSON answer, never the process's end."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import asyncio
 import base64
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from io import BytesIO
 from pathlib import Path
@@ -30,8 +31,9 @@ from text_recognizer.serve.batcher import Batcher, BusyError
 from text_recognizer.serve.errors import ServeError, error_response, logger
 from text_recognizer.serve.metrics import Metrics, MetricsMiddleware
 from text_recognizer.serve.model import KINDS, Model
+from text_recognizer.serve.pages import PageReader
 from text_recognizer.serve.settings import Settings
-from text_recognizer.serve.uploads import BodyLimit, flag, integer, read_upload
+from text_recognizer.serve.uploads import PAGE_FIELDS, BodyLimit, flag, integer, read_upload
 
 STATIC = Path(__file__).parent / "static"
 FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF")
@@ -46,6 +48,7 @@ def create_app(model: Model, settings: Settings | None = None) -> FastAPI:
     batcher = Batcher(recognizer, settings.max_batch, settings.max_wait_ms, settings.max_queue)
     metrics = Metrics(batcher.depth)
     batcher.metrics = metrics
+    pages = PageReader(recognizer, batcher)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -55,6 +58,7 @@ def create_app(model: Model, settings: Settings | None = None) -> FastAPI:
         await batcher.start()
         yield
         await batcher.stop()
+        pages.stop()
 
     app = FastAPI(
         title="text-recognizer",
@@ -117,9 +121,9 @@ def create_app(model: Model, settings: Settings | None = None) -> FastAPI:
         options = {"beam": [1, MAX_BEAM], "kind": [model.kind], "stem": [False, True]}
         return {**model.info, "options": options, "limits": settings.limits()}
 
-    def fit(data: bytes) -> np.ndarray:
+    def image_of(data: bytes) -> Image.Image:
         try:
-            return recognizer.fit(read_image_file(data, "image", settings.max_pixels, FORMATS))
+            return read_image_file(data, "image", settings.max_pixels, FORMATS)
         except ImageTooLargeError as error:
             raise ServeError(413, str(error)) from None
         except NotAnImageError as error:
@@ -127,16 +131,15 @@ def create_app(model: Model, settings: Settings | None = None) -> FastAPI:
         except ImageError as error:
             raise ServeError(422, str(error)) from None
 
-    @app.post("/v1/recognize", dependencies=[Depends(authorized)])
-    async def recognize(request: Request) -> JSONResponse:
+    def fit(data: bytes) -> np.ndarray:
+        return recognizer.fit(image_of(data))
+
+    async def answered(path: str, work: Callable[[], Awaitable[dict[str, Any]]]) -> JSONResponse:
+        """`work`'s answer within the timeout, with the seconds it took; its failure as JSON."""
         began = time.perf_counter()
         try:
             async with asyncio.timeout(settings.timeout_s):
-                with batcher.reading():
-                    upload = await read_upload(request)
-                    beam = check_options(upload.options, model.kind)
-                    fitted = await run_in_threadpool(fit, upload.image)
-                prediction = await batcher.submit(fitted, beam)
+                answer = await work()
         except TimeoutError:
             raise ServeError(503, f"no answer within {settings.timeout_s:g} s") from None
         except BusyError as error:
@@ -146,25 +149,51 @@ def create_app(model: Model, settings: Settings | None = None) -> FastAPI:
         except ClientDisconnect:
             raise ServeError(400, "the client disconnected before its upload was in") from None
         except Exception as error:  # a bug, not the input: answered, and the server goes on
-            logger.exception("POST /v1/recognize 500: %s", error)
+            logger.exception("POST %s 500: %s", path, error)
             return JSONResponse({"error": f"internal error ({type(error).__name__})"}, 500)
-        answer = {
-            "text": prediction.text,
-            "lines": prediction.text.split("\n"),
-            "seconds": round(time.perf_counter() - began, 6),
-            "model": {"kind": model.kind, "sha256": model.info["sha256"]},
-        }
-        if flag(upload.options, "stem"):
-            answer["stem"] = png_data_url(fitted)
-        return JSONResponse(answer)
+        seconds = round(time.perf_counter() - began, 6)
+        model_info = {"kind": model.kind, "sha256": model.info["sha256"]}
+        return JSONResponse({**answer, "seconds": seconds, "model": model_info})
+
+    @app.post("/v1/recognize", dependencies=[Depends(authorized)])
+    async def recognize(request: Request) -> JSONResponse:
+        async def work() -> dict[str, Any]:
+            with batcher.reading():
+                upload = await read_upload(request)
+                beam = check_options(upload.options, model.kind)
+                fitted = await run_in_threadpool(fit, upload.image)
+            prediction = await batcher.submit(fitted, beam)
+            answer: dict[str, Any] = {
+                "text": prediction.text,
+                "lines": prediction.text.split("\n"),
+            }
+            if flag(upload.options, "stem"):
+                answer["stem"] = await run_in_threadpool(png_data_url, fitted)
+            return answer
+
+        return await answered("/v1/recognize", work)
+
+    @app.post("/v1/page", dependencies=[Depends(authorized)])
+    async def read_page(request: Request) -> JSONResponse:
+        async def work() -> dict[str, Any]:
+            pages.check()
+            upload = await read_upload(request, PAGE_FIELDS)
+            beam, draw = beam_of(upload.options), flag(upload.options, "overlay")
+            image = await run_in_threadpool(image_of, upload.image)
+            reading = await pages.read(image, beam)
+            answer = {"text": reading.text, "lines": reading.described()}
+            if draw:
+                answer["overlay"] = await run_in_threadpool(lambda: png_data_url(reading.overlay()))
+            return answer
+
+        return await answered("/v1/page", work)
 
     return app
 
 
 def check_options(options: dict[str, Any], kind: str) -> int:
     """`beam` 1 (greedy) to `MAX_BEAM`, and `kind` the model's own; returns the beam width."""
-    if not 1 <= (beam := integer(options, "beam", 1)) <= MAX_BEAM:
-        raise ServeError(422, f"beam {beam}: choose a width from 1 (greedy) to {MAX_BEAM}")
+    beam = beam_of(options)
     asked = options.get("kind", kind)
     if asked not in KINDS.values():
         raise ServeError(422, f"kind must be one of {', '.join(KINDS.values())}, got {asked!r}")
@@ -174,8 +203,17 @@ def check_options(options: dict[str, Any], kind: str) -> int:
     return beam
 
 
-def png_data_url(pixels: np.ndarray) -> str:
-    """The stemmed image as the page shows it."""
+def beam_of(options: dict[str, Any]) -> int:
+    """`beam`: 1 (greedy) to `MAX_BEAM`."""
+    if not 1 <= (beam := integer(options, "beam", 1)) <= MAX_BEAM:
+        raise ServeError(422, f"beam {beam}: choose a width from 1 (greedy) to {MAX_BEAM}")
+    return beam
+
+
+def png_data_url(image: np.ndarray | Image.Image) -> str:
+    """An image as the web page shows it: the stemmed line, or a page's overlay."""
+    if isinstance(image, np.ndarray):
+        image = Image.fromarray(image)
     buffer = BytesIO()
-    Image.fromarray(pixels).save(buffer, "PNG")
+    image.save(buffer, "PNG")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()

@@ -11,7 +11,7 @@ import collections
 import concurrent.futures
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -83,20 +83,30 @@ class Batcher:
             self._arrived.set()
 
     async def submit(self, fitted: np.ndarray, beam: int = 1) -> Prediction:
-        """The image's prediction once its batch is decoded. Cancelling the wait (a timeout)
-        takes a request that is not yet in a batch out of the queue."""
+        """The image's prediction once its batch is decoded."""
+        return (await self.submit_all([fitted], beam))[0]
+
+    async def submit_all(self, fitted: Sequence[np.ndarray], beam: int = 1) -> list[Prediction]:
+        """Each image's prediction, in order: all are queued at once (or none, `BusyError`), so
+        that a page's lines are decoded together and with other requests. Cancelling the wait (a
+        timeout), or one of them failing, takes those not yet in a batch out of the queue."""
         if not self.running:
             raise BusyError("the decoder is not running")
-        if len(self._waiting) >= self.max_queue:
-            raise BusyError(f"{self.max_queue} requests are already waiting")
-        request = _Request(fitted, asyncio.get_running_loop().create_future(), beam)
-        self._waiting.append(request)
+        if (waiting := len(self._waiting)) + len(fitted) > self.max_queue:
+            message = f"{waiting} requests are already waiting"
+            if len(fitted) > 1:
+                message += f"; {len(fitted)} more would pass the limit of {self.max_queue}"
+            raise BusyError(message)
+        loop = asyncio.get_running_loop()
+        requests = [_Request(image, loop.create_future(), beam) for image in fitted]
+        self._waiting.extend(requests)
         self._arrived.set()
         try:
-            return await request.answer
-        except asyncio.CancelledError:
-            with contextlib.suppress(ValueError):
-                self._waiting.remove(request)
+            return list(await asyncio.gather(*(request.answer for request in requests)))
+        except BaseException:
+            for request in requests:
+                with contextlib.suppress(ValueError):
+                    self._waiting.remove(request)
             raise
 
     async def _arrival(self, timeout: float | None = None) -> bool:

@@ -13,7 +13,8 @@ logger = logging.getLogger("text_recognizer.serve")
 class ServeError(Exception):
     """A request answered with `status`: 400 malformed, 401 no or wrong token, 413 too large,
     415 not an image (or a body neither multipart nor JSON), 422 an image that cannot be read or
-    options the model cannot do, 503 busy or out of time."""
+    options the model cannot do, 501 a page with no segmenter installed, 503 busy or out of
+    time."""
 
     def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None):
         super().__init__(message)

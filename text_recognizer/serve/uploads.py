@@ -15,7 +15,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from text_recognizer.serve.errors import ServeError, error_response
 
-FIELDS = {"image", "beam", "kind", "stem"}
+FIELDS = frozenset({"image", "beam", "kind", "stem"})
+"""What `/v1/recognize` reads."""
+PAGE_FIELDS = frozenset({"image", "beam", "overlay"})
+"""What `/v1/page` reads."""
 TRUE, FALSE = {"true", "1", "yes"}, {"false", "0", "no"}
 
 
@@ -64,17 +67,17 @@ class Upload:
     """The other fields as sent: strings from a form, JSON values from JSON."""
 
 
-async def read_upload(request: Request) -> Upload:
+async def read_upload(request: Request, fields: frozenset[str] = FIELDS) -> Upload:
     """A multipart form with an `image` file, or a JSON object with a base64 `image` (a data
-    URL's prefix is allowed); other fields are options."""
+    URL's prefix is allowed); the other `fields` are options, any other field an error."""
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media == "multipart/form-data":
-        form = await request.form(max_files=1, max_fields=len(FIELDS))
+        form = await request.form(max_files=1, max_fields=len(fields))
         upload = form.get("image")
         if not isinstance(upload, UploadFile):
             raise ServeError(400, "the form has no file field 'image'")
         options: dict[str, Any] = {k: v for k, v in form.items() if k != "image"}
-        return Upload(await upload.read(), _known(options))
+        return Upload(await upload.read(), _known(options, fields))
     if media == "application/json":
         try:
             payload = json.loads(await request.body())
@@ -83,7 +86,7 @@ async def read_upload(request: Request) -> Upload:
         if not isinstance(payload, dict) or not isinstance(payload.get("image"), str):
             raise ServeError(400, "the JSON body must be an object with a base64 string 'image'")
         options = {k: v for k, v in payload.items() if k != "image"}
-        return Upload(_base64(payload["image"]), _known(options))
+        return Upload(_base64(payload["image"]), _known(options, fields))
     raise ServeError(
         415,
         f"content type {media or 'none'!r}: send multipart/form-data with a file 'image', or "
@@ -100,9 +103,9 @@ def _base64(text: str) -> bytes:
         raise ServeError(400, f"'image' is not valid base64 ({error})") from None
 
 
-def _known(options: dict[str, Any]) -> dict[str, Any]:
-    if unknown := sorted(options.keys() - FIELDS):
-        raise ServeError(422, f"unknown field(s) {', '.join(unknown)}; known: {sorted(FIELDS)}")
+def _known(options: dict[str, Any], fields: frozenset[str]) -> dict[str, Any]:
+    if unknown := sorted(options.keys() - fields):
+        raise ServeError(422, f"unknown field(s) {', '.join(unknown)}; known: {sorted(fields)}")
     return options
 
 

@@ -18,6 +18,7 @@ replace them without positions, which the schema allows.
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from xml.etree.ElementTree import Element
@@ -32,9 +33,13 @@ from text_recognizer.data.documents.record import (
     Point,
     Reading,
     Skipped,
+    bounds,
+    by_region,
+    format_points,
     make_line,
     parse_numbers,
     parse_points,
+    region_outline,
     words,
 )
 
@@ -213,3 +218,52 @@ def _words(
         sp = data[space.start : space.end] if space else xml.element(prefix, "SP", {}, None)
         run += gap + sp + gap + element
     return run
+
+
+def create(
+    document: Document, readings: Mapping[str, Reading], image: str, size: tuple[int, int]
+) -> bytes:
+    """A new ALTO v4 file (4.2: baselines as polylines) of `document`'s lines (a found page's)
+    with their readings: a `TextBlock` a region, in reading order; each line's box, outline,
+    baseline and words with their confidences; `image` names its image (relative to the file)."""
+    namespace = "http://www.loc.gov/standards/alto/ns-v4#"
+    root = ET.Element("alto", xmlns=namespace, SCHEMAVERSION="4.2")  # not ElementTree's ns0:
+    description = ET.SubElement(root, "Description")
+    ET.SubElement(description, "MeasurementUnit").text = "pixel"
+    source = ET.SubElement(description, "sourceImageInformation")
+    ET.SubElement(source, "fileName").text = image
+    page = ET.SubElement(
+        ET.SubElement(root, "Layout"),
+        "Page",
+        ID="p0",
+        PHYSICAL_IMG_NR="1",
+        WIDTH=str(size[0]),
+        HEIGHT=str(size[1]),
+    )
+    space = ET.SubElement(page, "PrintSpace", _position((0, 0, *size)))
+    for index, lines in enumerate(by_region(document.lines)):
+        region = region_outline(lines)
+        block = ET.SubElement(space, "TextBlock", {"ID": f"r{index}", **_position(bounds(region))})
+        for line in lines:
+            attributes = {"ID": line.id, **_position(line.box)}
+            if line.baseline:
+                attributes["BASELINE"] = format_points(line.baseline)
+            element = ET.SubElement(block, "TextLine", attributes)
+            shape = ET.SubElement(element, "Shape")
+            ET.SubElement(shape, "Polygon", POINTS=format_points(line.outline))
+            reading = readings.get(line.id, Reading("", 0.0, ()))
+            written = words(reading.text) or [""]
+            confidences = reading.word_confidences
+            if len(confidences) != len(written):
+                confidences = (reading.confidence,) * len(written)
+            for i, (word, confidence) in enumerate(zip(written, confidences, strict=True)):
+                if i:
+                    ET.SubElement(element, "SP")
+                ET.SubElement(element, "String", CONTENT=word, WC=f"{confidence:.3f}")
+    ET.indent(root)
+    return ET.tostring(root, "utf-8", xml_declaration=True)
+
+
+def _position(box: Box) -> dict[str, str]:
+    x0, y0, x1, y1 = (round(v) for v in box)
+    return {"HPOS": str(x0), "VPOS": str(y0), "WIDTH": str(x1 - x0), "HEIGHT": str(y1 - y0)}

@@ -14,7 +14,9 @@ Readings go back into that chosen `TextEquiv` (its `Unicode`, and `conf`), or in
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 from xml.etree.ElementTree import Element
@@ -27,8 +29,11 @@ from text_recognizer.data.documents.record import (
     Line,
     Reading,
     Skipped,
+    by_region,
+    format_points,
     make_line,
     parse_points,
+    region_outline,
 )
 
 VERSIONS = ("2013-07-15", "2019-07-15")
@@ -70,6 +75,7 @@ def read(path: Path, root: Element) -> Document:
                 _text(element, q),
                 order,
                 size,
+                region.get("id"),
             )
             if isinstance(record, Line):
                 lines.append(record)
@@ -152,3 +158,40 @@ def _line_edits(
     if equiv.open_end == equiv.end:  # <TextEquiv/>; the schema requires a Unicode in it
         return xml.rewrite(data, equiv, conf, text)
     return [*xml.rewrite(data, equiv, conf, None), (equiv.close_start, equiv.close_start, text)]
+
+
+def create(
+    document: Document, readings: Mapping[str, Reading], image: str, size: tuple[int, int]
+) -> bytes:
+    """A new PAGE 2019 file of `document`'s lines (a found page's) with their readings: regions
+    in reading order, each line's outline, baseline, text and confidence; `image` is the name
+    the file gives its image by (relative to the file)."""
+    namespace = f"http://schema.primaresearch.org/PAGE/gts/pagecontent/{VERSIONS[-1]}"
+    root = ET.Element("PcGts", xmlns=namespace)  # a default namespace, not ElementTree's ns0:
+    metadata = ET.SubElement(root, "Metadata")
+    now = datetime.now(UTC).replace(microsecond=0).isoformat().removesuffix("+00:00")
+    for name, value in (("Creator", "text-recognizer"), ("Created", now), ("LastChange", now)):
+        ET.SubElement(metadata, name).text = value
+    page = ET.SubElement(
+        root, "Page", imageFilename=image, imageWidth=str(size[0]), imageHeight=str(size[1])
+    )
+    groups = by_region(document.lines)
+    if groups:  # an OrderedGroup must hold a region
+        order = ET.SubElement(ET.SubElement(page, "ReadingOrder"), "OrderedGroup", id="ro")
+        for index in range(len(groups)):
+            ET.SubElement(order, "RegionRefIndexed", index=str(index), regionRef=f"r{index}")
+    for index, lines in enumerate(groups):
+        region = ET.SubElement(page, "TextRegion", id=f"r{index}")
+        ET.SubElement(region, "Coords", points=format_points(region_outline(lines)))
+        for line in lines:
+            element = ET.SubElement(region, "TextLine", id=line.id)
+            ET.SubElement(element, "Coords", points=format_points(line.outline))
+            if line.baseline:
+                ET.SubElement(element, "Baseline", points=format_points(line.baseline))
+            if (reading := readings.get(line.id)) is not None:
+                equiv = ET.SubElement(element, "TextEquiv", conf=f"{reading.confidence:.3f}")
+                ET.SubElement(equiv, "Unicode").text = reading.text
+        text = "\n".join(readings[line.id].text for line in lines if line.id in readings)
+        ET.SubElement(ET.SubElement(region, "TextEquiv"), "Unicode").text = text
+    ET.indent(root)
+    return ET.tostring(root, "utf-8", xml_declaration=True)

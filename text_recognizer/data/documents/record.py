@@ -45,6 +45,13 @@ class Line:
     """The transcription; None when the document holds none (a page to be read)."""
     order: int
     """Position in the page's reading order."""
+    region: str | None = None
+    """The text region the line belongs to, where the document says (a found page's do)."""
+
+    @property
+    def outline(self) -> tuple[Point, ...]:
+        """The polygon, or the box's corners."""
+        return self.polygon or corners(self.box)
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,22 @@ class Reading:
 def words(text: str) -> list[str]:
     """The words of a line, as readings give their confidences and ALTO its `String`s."""
     return [word for word in text.split() if word]
+
+
+def by_region(lines: Sequence[Line]) -> list[list[Line]]:
+    """Lines in reading order, grouped into their regions: a new group wherever the region
+    changes (lines of no region between two of the same one are a region of their own)."""
+    groups: list[list[Line]] = []
+    for i, line in enumerate(lines):
+        if not i or line.region != lines[i - 1].region:
+            groups.append([])
+        groups[-1].append(line)
+    return groups
+
+
+def page_text(regions: Sequence[Sequence[str]]) -> str:
+    """A page's text: a line each, a blank line between regions."""
+    return "\n\n".join("\n".join(lines) for lines in regions)
 
 
 @dataclass(frozen=True)
@@ -104,6 +127,22 @@ def bounds(points: Sequence[Point]) -> Box:
     return min(xs), min(ys), max(xs), max(ys)
 
 
+def format_points(points: Sequence[Point]) -> str:
+    """`x,y x,y ...` in whole pixels, as PAGE's pointsType (and ALTO's) write them."""
+    return " ".join(f"{round(x)},{round(y)}" for x, y in points)
+
+
+def corners(box: Box) -> tuple[Point, ...]:
+    x0, y0, x1, y1 = box
+    return ((x0, y0), (x1, y0), (x1, y1), (x0, y1))
+
+
+def region_outline(lines: Sequence[Line]) -> tuple[Point, ...]:
+    """The corners of the box around these lines."""
+    x0, y0, x1, y1 = zip(*(line.box for line in lines), strict=True)
+    return corners((min(x0), min(y0), max(x1), max(y1)))
+
+
 def clip_point(point: Point, size: tuple[int, int]) -> Point:
     return min(max(point[0], 0.0), float(size[0])), min(max(point[1], 0.0), float(size[1]))
 
@@ -138,6 +177,7 @@ def make_line(
     text: str | None,
     order: int,
     size: tuple[int, int],
+    region: str | None = None,
 ) -> Line | Skipped:
     """A record with its coordinates clipped to the image, or why there is none."""
     if polygon is not None:
@@ -154,4 +194,5 @@ def make_line(
         baseline=None if not baseline else tuple(clip_point(p, size) for p in baseline),
         text=text,
         order=order,
+        region=region,
     )

@@ -63,6 +63,16 @@ class Layout:
     indents: tuple[int, ...]  # a line's left edge, from the paragraph's
 
 
+@dataclass(frozen=True)
+class Placed:
+    """A line of an arranged paragraph: its crop (cut to its ink), text and top-left corner."""
+
+    crop: np.ndarray
+    text: str
+    top: int
+    left: int
+
+
 class LinePool:
     """Line crops (whitened and cut to ink, their paper's grey kept) and texts, in source order.
 
@@ -94,6 +104,46 @@ class LinePool:
         members = self.members[int(self.groups[start])]
         return [int(members[(self.rank[start] + i) % len(members)]) for i in range(count)]
 
+    def arrange(
+        self,
+        rng: np.random.Generator,
+        layout: Layout,
+        height: int,
+        width: int,
+        max_text_length: int,
+    ) -> tuple[list[Placed], int]:
+        """Where each line of a paragraph goes: a run of consecutive lines of one group from a
+        random start, as many as the layout draws and the page and label length can hold; always
+        at least one line (so every line's own text must fit `max_text_length`). Returns the
+        placed lines and the first line's index."""
+        count = int(rng.choice(layout.line_counts))
+        start = int(rng.integers(len(self)))
+        room = width - 2 * MARGIN
+        placed: list[Placed] = []
+        y = MARGIN
+        for i, index in enumerate(self.following(start, count)):
+            crop, text = narrow(self.crops[index], room), self.texts[index]
+            indent = min(int(rng.choice(layout.indents)), room - crop.shape[1])
+            if i:
+                y += int(rng.choice(layout.gaps))
+            too_long = len("\n".join([*(p.text for p in placed), text])) > max_text_length
+            if placed and (y + crop.shape[0] + MARGIN > height or too_long):
+                break
+            placed.append(Placed(crop, text, max(y, 0), MARGIN + indent))
+            y = max(y, 0) + crop.shape[0]
+        return placed, start
+
+    def draw(self, placed: Sequence[Placed], height: int, width: int, start: int) -> np.ndarray:
+        """The placed lines on white paper, then given the paper of line `start`'s source (a
+        scan has one paper colour)."""
+        page = np.full((height, width), 255, dtype=np.uint8)
+        for line in placed:
+            crop = line.crop[: height - line.top]
+            bottom, right = line.top + crop.shape[0], line.left + crop.shape[1]
+            region = page[line.top : bottom, line.left : right]
+            np.minimum(region, crop[:, : region.shape[1]], out=region)
+        return (page.astype(np.float32) * (self.papers[start] / 255.0)).round().astype(np.uint8)
+
     def assemble(
         self,
         rng: np.random.Generator,
@@ -102,31 +152,6 @@ class LinePool:
         width: int,
         max_text_length: int,
     ) -> tuple[np.ndarray, str, int]:
-        """A run of consecutive lines of one group from a random start, as many as the layout
-        draws and the page and label length can hold; always at least one line (so every line's
-        own text must fit `max_text_length`). Returns the page, its text and its first line."""
-        count = int(rng.choice(layout.line_counts))
-        start = int(rng.integers(len(self)))
-        room = width - 2 * MARGIN
-        placed: list[tuple[np.ndarray, int, int]] = []
-        texts: list[str] = []
-        y = MARGIN
-        for i, index in enumerate(self.following(start, count)):
-            crop, text = narrow(self.crops[index], room), self.texts[index]
-            indent = min(int(rng.choice(layout.indents)), room - crop.shape[1])
-            if i:
-                y += int(rng.choice(layout.gaps))
-            too_long = len("\n".join([*texts, text])) > max_text_length
-            if placed and (y + crop.shape[0] + MARGIN > height or too_long):
-                break
-            placed.append((crop, max(y, 0), MARGIN + indent))
-            texts.append(text)
-            y = max(y, 0) + crop.shape[0]
-        page = np.full((height, width), 255, dtype=np.uint8)
-        for crop, top, left in placed:
-            crop = crop[: height - top]
-            region = page[top : top + crop.shape[0], left : left + crop.shape[1]]
-            np.minimum(region, crop[:, : region.shape[1]], out=region)
-        # The page takes the paper of its first line's source, as a scan has one paper colour.
-        page = (page.astype(np.float32) * (self.papers[start] / 255.0)).round().astype(np.uint8)
-        return page, "\n".join(texts), start
+        """A paragraph as `arrange` places it, drawn: the page, its text and its first line."""
+        placed, start = self.arrange(rng, layout, height, width, max_text_length)
+        return self.draw(placed, height, width, start), "\n".join(p.text for p in placed), start

@@ -1,4 +1,5 @@
-// The page: send an uploaded, pasted or drawn image to /v1/recognize and show the answer.
+// The page: send an uploaded, pasted or drawn image to /v1/recognize, or an uploaded or pasted
+// page to /v1/page, and show the answer.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -34,19 +35,25 @@ async function describeModel() {
   }
 }
 
-async function recognize(blob, name, source) {
+// A line is read by /v1/recognize, shown with its stem; a page by /v1/page, which finds its
+// lines (seconds a page), shown with its overlay.
+async function recognize(blob, name, source, asPage = false) {
   const form = new FormData();
   form.append("image", blob, name);
-  form.append("stem", "true");
+  form.append(asPage ? "overlay" : "stem", "true");
   $("error").hidden = true;
+  $("busy").hidden = !asPage;
   const began = performance.now();
   let response, body;
   try {
-    response = await fetch("/v1/recognize", { method: "POST", body: form, headers: headers() });
+    const path = asPage ? "/v1/page" : "/v1/recognize";
+    response = await fetch(path, { method: "POST", body: form, headers: headers() });
     body = await response.json();
   } catch (error) {
     showError(`The server did not answer: ${error}`);
     return;
+  } finally {
+    $("busy").hidden = true;
   }
   if (!response.ok) {
     showError(`${response.status}: ${body.error}`);
@@ -54,17 +61,27 @@ async function recognize(blob, name, source) {
   }
   const roundTrip = performance.now() - began;
   $("text").textContent = body.text;
-  $("stem").src = body.stem;
+  $("result").classList.toggle("page", asPage);
+  $("page-view").hidden = !asPage;
+  $("stem-view").hidden = asPage;
+  if (asPage) $("overlay").src = body.overlay;
+  else $("stem").src = body.stem;
+  const found = asPage ? body.lines.length : 0;
+  const what = asPage ? `${found} line${found === 1 ? "" : "s"} found and read` : "Read";
   $("time").textContent =
-    `Read from the ${source} in ${(body.seconds * 1000).toFixed(0)} ms on the server, ` +
+    `${what} from the ${source} in ${(body.seconds * 1000).toFixed(0)} ms on the server, ` +
     `${roundTrip.toFixed(0)} ms round trip.`;
   $("result").hidden = false;
 }
 
-// Upload and paste.
+function pageChosen() {
+  return document.querySelector('input[name="mode"]:checked').value === "page";
+}
+
+// Upload and paste: a line or a page, as chosen.
 $("file").addEventListener("change", () => {
   const file = $("file").files[0];
-  if (file) recognize(file, file.name, "upload");
+  if (file) recognize(file, file.name, "upload", pageChosen());
   $("file").value = "";
 });
 document.addEventListener("paste", (event) => {
@@ -76,7 +93,7 @@ document.addEventListener("paste", (event) => {
     return;
   }
   event.preventDefault();
-  recognize(item.getAsFile(), "pasted.png", "paste");
+  recognize(item.getAsFile(), "pasted.png", "paste", pageChosen());
 });
 
 // Drawing: pointer events cover the mouse, a pen and a finger.
