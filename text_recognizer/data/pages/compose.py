@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
-from text_recognizer.data.documents.record import Point, bounds, page_text
+from text_recognizer.data.documents.record import Point, bounds, corners, page_text
 from text_recognizer.data.pages.assembly import Layout, LinePool, Placed
 
 GAPS = tuple(range(4, 16))
@@ -102,8 +102,7 @@ def blank_page(size: tuple[int, int] = (1400, 1800), paper: int = 235) -> Compos
 
 def _corners(line: Placed, left: int, top: int) -> tuple[Point, ...]:
     x0, y0 = left + line.left, top + line.top
-    x1, y1 = x0 + line.crop.shape[1], y0 + line.crop.shape[0]
-    return ((x0, y0), (x1, y0), (x1, y1), (x0, y1))
+    return corners((x0, y0, x0 + line.crop.shape[1], y0 + line.crop.shape[0]))
 
 
 def _turned(
