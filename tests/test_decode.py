@@ -258,10 +258,13 @@ class _FavourToken:
 
 @pytest.mark.parametrize("ctc_decode_weight", [0.0, 0.5])
 @pytest.mark.parametrize("lm", [None, _FavourToken(5, 7)])
+@pytest.mark.parametrize("kv_heads", [1, 2])
 def test_beam_search_on_the_cache_matches_recomputing_the_prefix(
-    ctc_decode_weight: float, lm: _FavourToken | None
+    ctc_decode_weight: float, lm: _FavourToken | None, kv_heads: int
 ) -> None:
-    network = _network("line", kv_heads=1, ctc_decode_weight=ctc_decode_weight)
+    """The cached search reads each image's memory once for all its hypotheses; the reference
+    repeats the memory per hypothesis."""
+    network = _network("line", kv_heads=kv_heads, ctc_decode_weight=ctc_decode_weight)
     images, _ = _images_ending_at_different_steps(network, "line", 3)
     options = BeamOptions(width=4, lm=lm, lm_weight=2.0 if lm else 0.0)
     cached = beam_decode(network, images, options)

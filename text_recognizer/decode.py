@@ -209,7 +209,7 @@ def beam_decode(
     memory, ctc_log_probs, setup = _beam_inputs(network, images, options.width)
     decoder = network.decoder
     max_length = max_length or network.max_output_length
-    decoder.setup_cache(memory, max_length)
+    decoder.setup_cache(memory, max_length, rows_per_image=options.width)
     try:
         return beam_loop(
             lambda tokens, pos: decoder.step(tokens[:, pos : pos + 1], pos)[:, -1],
@@ -232,6 +232,7 @@ def beam_decode_reference(
 ) -> Tensor:
     """`beam_decode` recomputing each hypothesis's prefix every step: the reference for tests."""
     memory, ctc_log_probs, setup = _beam_inputs(network, images, options.width)
+    memory = memory.repeat_interleave(options.width, 0)
     return beam_loop(
         lambda tokens, pos: network.decoder(tokens[:, : pos + 1], memory)[:, -1],
         lambda rows: None,
@@ -245,10 +246,10 @@ def beam_decode_reference(
 def _beam_inputs(
     network: ConvTransformer, images: Tensor, width: int
 ) -> tuple[Tensor, Tensor | None, LoopSetup]:
-    """The memory and CTC log probabilities with each image's row repeated `width` times."""
+    """The memory, once per image, and the CTC log probabilities with each image's row
+    repeated `width` times (one per hypothesis)."""
     memory, ctc_log_probs = network.encode_for_decoding(images)
     setup = _setup(network, memory)
-    memory = memory.repeat_interleave(width, 0)
     if ctc_log_probs is not None:
         ctc_log_probs = ctc_log_probs.repeat_interleave(width, 0)
     return memory, ctc_log_probs, setup

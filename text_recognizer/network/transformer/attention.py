@@ -28,17 +28,26 @@ class Attention(nn.Module):
         return x.view(b, t, -1, self.dim_head).transpose(1, 2)
 
     def attend(self, q: Tensor, k: Tensor, v: Tensor, is_causal: bool = False) -> Tensor:
-        b, _, t, d = q.shape
+        """`q` (rows, heads, t, d) against `k`, `v` (b, kv_heads, s, d); rows is b, or a multiple
+        of it where several rows read one memory (beam search's hypotheses of one image)."""
+        rows, _, t, d = q.shape
         if is_causal:
             out = F.scaled_dot_product_attention(
                 q, k, v, is_causal=True, enable_gqa=self.kv_heads != self.heads
             )
-        else:
+        elif k.shape[0] == rows:
             # Unmasked query rows are independent, so each group's heads fold into the rows of
             # its one kv head: keys/values are never repeated, and a decoding step hands the CPU
             # kernel several rows at once (about 2x faster than enable_gqa there).
-            out = F.scaled_dot_product_attention(q.reshape(b, self.kv_heads, -1, d), k, v)
-        return self.dropout(self.to_out(out.view(b, self.heads, t, d).transpose(1, 2).flatten(2)))
+            out = F.scaled_dot_product_attention(q.reshape(rows, self.kv_heads, -1, d), k, v)
+        else:
+            # The same fold over the rows that share one memory: it is read once for all of them.
+            b = k.shape[0]
+            share = q.view(b, rows // b, self.kv_heads, -1, d).transpose(1, 2)
+            out = F.scaled_dot_product_attention(share.reshape(b, self.kv_heads, -1, d), k, v)
+            out = out.view(b, self.kv_heads, rows // b, -1, d).transpose(1, 2)
+        out = out.reshape(rows, self.heads, t, d).transpose(1, 2).flatten(2)
+        return self.dropout(self.to_out(out))
 
     def cached(self) -> KVCache:
         if self.cache is None:

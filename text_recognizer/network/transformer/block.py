@@ -58,11 +58,12 @@ class Block(nn.Module):
             x = x + self.cross_attn(self.cross_norm(x), memory)
         return x + self.ff(self.ff_norm(x))
 
-    def setup_cache(self, memory: Tensor, max_length: int) -> None:
+    def setup_cache(self, memory: Tensor, max_length: int, rows_per_image: int = 1) -> None:
         if self.cross_attn is None:
             raise RuntimeError("only decoder blocks, which cross-attend, decode on a cache")
         self.cross_attn.setup_cache(memory)
-        self.attn.setup_cache(memory.shape[0], max_length, like=self.cross_attn.cached().k)
+        rows = memory.shape[0] * rows_per_image
+        self.attn.setup_cache(rows, max_length, like=self.cross_attn.cached().k)
 
     def clear_cache(self) -> None:
         self.attn.clear_cache()

@@ -41,6 +41,8 @@ class Decoder(nn.Module):
             Block(dim, heads, dim_head, kv_heads or heads, ff_mult, dropout, cross_attend=True)
             for _ in range(depth)
         )
+        # The same blocks, typed, for the cache calls of every decoding step.
+        self.cached_blocks = [block for block in self.blocks if isinstance(block, Block)]
         self.norm = nn.RMSNorm(dim)
         self.to_logits = nn.Linear(dim, num_tokens)
         self.apply(_init_weights)
@@ -76,27 +78,28 @@ class Decoder(nn.Module):
             return table(start + torch.arange(length, device=start.device))
         return table.weight[start : start + length]
 
-    def setup_cache(self, memory: Tensor, max_length: int | None = None) -> None:
-        """Compute the memory's keys/values once and preallocate self-attention caches."""
+    def setup_cache(
+        self, memory: Tensor, max_length: int | None = None, rows_per_image: int = 1
+    ) -> None:
+        """Compute the memory's keys/values once and preallocate self-attention caches for
+        `rows_per_image` rows per image (beam search's hypotheses, in image order), which all
+        read their image's one copy of the memory."""
         max_length = max_length or self.max_length
         if max_length > self.max_length:
             raise ValueError(f"max_length {max_length} exceeds the decoder's {self.max_length}")
-        for block in self.modules():
-            if isinstance(block, Block):
-                block.setup_cache(memory, max_length)
+        for block in self.cached_blocks:
+            block.setup_cache(memory, max_length, rows_per_image)
 
     def reorder_cache(self, rows: Tensor) -> None:
         """Row i of every self-attention cache becomes row `rows[i]` (beam search). The memory's
         keys/values are not moved: beam search reorders rows only among one image's hypotheses."""
-        for block in self.modules():
-            if isinstance(block, Block):
-                block.attn.cached().reorder(rows)
+        for block in self.cached_blocks:
+            block.attn.cached().reorder(rows)
 
     def clear_cache(self) -> None:
         """Free the caches; `forward` never reads them, so this is about memory, not correctness."""
-        for block in self.modules():
-            if isinstance(block, Block):
-                block.clear_cache()
+        for block in self.cached_blocks:
+            block.clear_cache()
 
 
 def _init_weights(module: nn.Module) -> None:
