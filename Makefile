@@ -22,8 +22,9 @@ install: $(STAMP) ## create .venv and install the project with its dev tools (id
 fonts: $(STAMP) ## fetch the font pool and the English sentences with npm into data/ (skips what is there)
 	$(BIN)/text-recognizer-data fonts
 
-generate: fonts ## build every dataset whose sources are present (skips what is done)
+generate: fonts ## build every dataset whose sources are present, and the default LM (skips what is done)
 	$(BIN)/text-recognizer-data generate
+	$(BIN)/text-recognizer lm train --if-missing
 
 download: $(STAMP) ## download and verify EMNIST, IAM (and Brown, with nltk); skips what is there
 	$(BIN)/text-recognizer-data download
@@ -54,8 +55,8 @@ bench: $(STAMP) ## decode, training-step and prediction speed; with CKPT=... qua
 	$(BIN)/python -m benchmarks.heldout --checkpoint $(CKPT); \
 	else echo "quality (greedy, beam, beam + LM, int8) and the held-out sets: make bench CKPT=runs/<run>/checkpoints/best.ckpt"; fi
 
-lm: $(STAMP) ## the default character language model, from the synthetic text: data/lm/synthetic.arpa
-	$(BIN)/text-recognizer lm train --order 6 --out data/lm/synthetic.arpa
+lm: $(STAMP) ## build the default character language model again, from the synthetic text: data/lm/synthetic.arpa
+	$(BIN)/text-recognizer lm train
 
 predict: $(STAMP) ## print the text of images: make predict CKPT=path/best.ckpt IMAGE=file-or-folder
 	@test -n "$(CKPT)" -a -n "$(IMAGE)" || { echo "usage: make predict CKPT=... IMAGE=..."; exit 2; }

@@ -181,7 +181,7 @@ def test_predict_and_evaluate_read_with_the_ctc_head_alone(
     ctc = load_recognizer(ckpt, decoder="ctc").predict_batch(list(data.images))
     joint = load_recognizer(ckpt).predict_batch(list(data.images))
     assert [row["prediction"] for row in report["rows"]] == ctc != joint
-    assert report["decoder"] == "ctc"
+    assert report["decoder"] == "ctc" and report["search"] == "greedy"
 
 
 def _without_ctc_head(tiny: Tiny, path: Path) -> Path:

@@ -12,6 +12,7 @@ from PIL import Image
 from tiny_recognizer import TEXTS, Tiny
 
 from text_recognizer import cli
+from text_recognizer.data.lm_corpus import default_lm
 from text_recognizer.errors import LanguageModelError
 from text_recognizer.lm import NgramModel, TokenLanguageModel, read_arpa, train, write_arpa
 from text_recognizer.tokenizer import Tokenizer
@@ -111,3 +112,48 @@ def test_a_missing_or_garbage_lm_is_refused_in_one_line(
         _, err = capsys.readouterr()
         assert exit.value.code == 1 and err.count("\n") == 1, err
         assert err.startswith(f"error: {path}: {message}"), err
+
+
+def test_the_default_lm_is_built_once_and_skipped_after(
+    data_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["lm", "train", "--synthetic-lines", "50", "--order", "3", "--if-missing"]
+    cli.main(args)
+    out, _ = capsys.readouterr()
+    assert out.startswith(f"wrote {default_lm()}: order 3, ") and default_lm().is_relative_to(
+        data_root
+    )
+    built = default_lm().stat().st_mtime_ns
+    cli.main(args)
+    out, _ = capsys.readouterr()
+    assert out == f"{default_lm()}: present, skipped\n"
+    assert default_lm().stat().st_mtime_ns == built
+    with pytest.raises(SystemExit) as exit:
+        cli.main(["lm", "train", str(data_root / "corpus.txt")])
+    _, err = capsys.readouterr()
+    assert exit.value.code == 1 and err.startswith("error: --out: give the file to write"), err
+
+
+def test_predict_and_evaluate_fuse_the_default_lm_into_beam_5_where_it_is_built(
+    tiny_checkpoint: Tiny, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A model of one unrelated word, weighed heavily, changes what the tiny model reads: it is
+    used by default, and not with `--beam 1` (greedy) or `--lm none` (beam 5 alone)."""
+    folder = _lines(tiny_checkpoint, tmp_path / "lines")
+    predict = ["predict", "--checkpoint", str(tiny_checkpoint.checkpoint), str(folder)]
+
+    def read(*options: str) -> tuple[list[str], str]:
+        cli.main([*predict, "--lm-weight", "5", *options])
+        out, err = capsys.readouterr()
+        return [line.split("\t")[1] for line in out.splitlines()], err
+
+    assert read() == (TEXTS, "")  # no default LM built yet: greedy
+    write_arpa(train(["zzzz"] * 20, 3), default_lm())
+    readings, err = read()
+    assert readings != TEXTS
+    assert err == f"reading with beam 5 + LM at weight 5.0: the default LM {default_lm()} " + (
+        "(--beam 1: greedy)\n"
+    )
+    assert read("--beam", "1") == (TEXTS, "")
+    assert read("--lm", "none") == (TEXTS, "")
+    assert read("--beam", "3")[0] != TEXTS

@@ -26,6 +26,8 @@ from test_predict import png_header, save_pngs
 from tiny_recognizer import TEXTS, Tiny, render
 
 from text_recognizer import cli
+from text_recognizer.data.lm_corpus import default_lm
+from text_recognizer.lm import train, write_arpa
 from text_recognizer.serve.app import create_app
 from text_recognizer.serve.model import Model, load_model
 from text_recognizer.serve.settings import Settings
@@ -335,3 +337,26 @@ def test_serve_refuses_a_bad_checkpoint_or_setting_in_one_line(
     ckpt = str(tiny_checkpoint.checkpoint)
     code, _, err = run_cli(capsys, "serve", "--checkpoint", ckpt, "--max-batch", "0")
     assert (code, err) == (1, "error: max_batch must be positive, got 0\n")
+
+
+def test_a_line_model_is_served_with_the_default_lm_as_predict_reads(
+    tiny_checkpoint: Tiny, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Where `make generate` built the default language model, a request that names no beam
+    reads as `predict` reads by default (beam 5 with the model), and `beam` 1 as greedy."""
+    write_arpa(train(["zzzz"] * 20, 3), default_lm())
+    paths = save_pngs(tmp_path, tiny_checkpoint.images)
+    readings = {}
+    for beam in ([], ["--beam", "1"]):
+        checkpoint = ["--checkpoint", str(tiny_checkpoint.checkpoint), "--batch-size", "1"]
+        code, out, err = run_cli(capsys, "predict", *checkpoint, *beam, *map(str, paths))
+        assert code == 0, err
+        readings[len(beam)] = [line.split("\t")[1] for line in out.splitlines()]
+    assert readings[0] != readings[2] == TEXTS  # the model changes what is read
+
+    model = load_model(tiny_checkpoint.checkpoint, decoder="joint")
+    with client_of(model) as client:
+        assert client.get("/v1/model").json()["search"] == "beam 5 + LM at weight 0.5"
+        for path, fused, greedy in zip(paths, readings[0], readings[2], strict=True):
+            assert post_image(client, path.read_bytes()).json()["text"] == fused
+            assert post_image(client, path.read_bytes(), beam="1").json()["text"] == greedy

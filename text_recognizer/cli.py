@@ -5,8 +5,11 @@ text-recognizer predict --checkpoint CKPT IMAGE...   print `path<TAB>text` per i
                                                      --json: JSON lines with each image's seconds
 text-recognizer predict --model DIR IMAGE...         the same with exported files
 text-recognizer predict ... --beam K [--lm LM.arpa   beam search of width K, with a character
-    --lm-weight W] [--quantize int8]                 language model (shallow fusion); int8
-                                                     linear layers (eager)
+    --lm-weight W] [--quantize int8]                 language model (shallow fusion; default:
+                                                     the default LM where it is built, and
+                                                     beam 5 for a line model; --beam 1 is
+                                                     greedy, --lm none no LM); int8 linear
+                                                     layers (eager)
 text-recognizer predict ... --decoder ctc            read with the CTC head alone: best path, or
                                                      its prefix beam search with --beam K (also
                                                      evaluate, export and serve)
@@ -29,7 +32,9 @@ text-recognizer push --model DIR --to hf:USER/REPO   upload an exported folder t
     (or --to wandb:[ENTITY/]PROJECT)                 or as a W&B model artifact
 text-recognizer lm train [CORPUS.txt] --out LM.arpa  a character n-gram model (--order 6) of a
     [--order N] [--synthetic-lines N]                text file, one sentence a line, or of the
-                                                     synthetic text source without one
+    [--if-missing]                                   synthetic text source without one; without
+                                                     either, the default LM (data/lm/), which
+                                                     predict and evaluate fuse into a beam
 text-recognizer serve --checkpoint CKPT | --model DIR
     [--host 127.0.0.1] [--port 8000] [--workers N]   the HTTP API and the web page at /; a
                                                      checkpoint with a CTC head is served
@@ -54,15 +59,17 @@ import traceback
 from pathlib import Path
 
 from text_recognizer.data.image_files import folder_images
-from text_recognizer.data.lm_corpus import SYNTHETIC_LINES
-from text_recognizer.decode import DECODERS, BeamOptions
+from text_recognizer.data.lm_corpus import ORDER, SYNTHETIC_LINES
+from text_recognizer.decode import DECODERS, BeamOptions, search_name
 from text_recognizer.errors import REPORTED, ImageError, InferenceError
-from text_recognizer.inference.models import checkpoint_file, load_recognizer
+from text_recognizer.inference.models import checkpoint_file, load_recognizer, use_default_lm
 from text_recognizer.inference.pages import PageImageReading
 from text_recognizer.inference.quantize import QUANTIZATIONS
 from text_recognizer.inference.recognizer import Recognizer, TextRecognizer
 from text_recognizer.lm import LM_WEIGHT
 from text_recognizer.serve.settings import Settings
+
+NO_LM = "none"
 
 
 def _report(error: BaseException, debug: bool) -> None:
@@ -72,18 +79,25 @@ def _report(error: BaseException, debug: bool) -> None:
 
 
 def _recognizer(args: argparse.Namespace, reference: str | Path) -> Recognizer:
-    """The model with the options `predict` and `evaluate` share."""
-    beam = BeamOptions(args.beam, lm_weight=args.lm_weight)  # refused before anything loads
-    return load_recognizer(
+    """The model with the options `predict` and `evaluate` share; without `--lm`, the default
+    language model where it is built (`use_default_lm`), said on stderr."""
+    width = 1 if args.beam is None else args.beam
+    beam = BeamOptions(width, lm_weight=args.lm_weight)  # refused before anything loads
+    recognizer = load_recognizer(
         reference,
         args.device,
         getattr(args, "max_length", None),
         args.batch_size,
         beam,
-        args.lm,
+        None if args.lm in (None, NO_LM) else args.lm,
         args.quantize,
         args.decoder,
     )
+    if args.lm is None and (default := use_default_lm(recognizer, args.beam)):
+        search = search_name(recognizer.beam)
+        message = f"reading with {search}: the default LM {default} (--beam 1: greedy)"
+        print(message, file=sys.stderr)
+    return recognizer
 
 
 def _expand(images: list[str], debug: bool) -> tuple[list[Path], bool]:
@@ -234,11 +248,17 @@ def _push(args: argparse.Namespace) -> int:
 
 
 def _lm_train(args: argparse.Namespace) -> int:
-    from text_recognizer.data.lm_corpus import synthetic_corpus
+    from text_recognizer.data.lm_corpus import default_lm, synthetic_corpus
     from text_recognizer.lm import read_corpus, train, write_arpa
 
     if args.order < 1:
         raise InferenceError("--order", f"must be at least 1, got {args.order}")
+    if args.corpus and not args.out:
+        raise InferenceError("--out", f"give the file to write the model of {args.corpus} to")
+    out = Path(args.out) if args.out else default_lm()
+    if args.if_missing and out.is_file():
+        print(f"{out}: present, skipped")
+        return 0
     if args.corpus:
         lines, source = read_corpus(Path(args.corpus)), str(Path(args.corpus))
     else:
@@ -246,9 +266,9 @@ def _lm_train(args: argparse.Namespace) -> int:
     if not lines:
         raise InferenceError(source, "holds no text to count")
     model = train(lines, args.order)
-    write_arpa(model, Path(args.out))
+    write_arpa(model, out)
     print(
-        f"wrote {args.out}: order {args.order}, {len(model.probs)} n-grams from {len(lines)} "
+        f"wrote {out}: order {args.order}, {len(model.probs)} n-grams from {len(lines)} "
         f"lines of {source}"
     )
     return 0
@@ -331,8 +351,17 @@ def main(argv: list[str] | None = None) -> None:
         command.add_argument(
             "--batch-size", type=int, help="images a batch (default: 32 lines or 4 pages)"
         )
-        command.add_argument("--beam", type=int, default=1, help="beam width (1: greedy)")
-        command.add_argument("--lm", help="a character language model (`lm train`) to fuse")
+        command.add_argument(
+            "--beam",
+            type=int,
+            help="beam width (1: greedy; default: 5 with the default LM for a line model's "
+            "attention decoder where `make generate` built the LM, else 1)",
+        )
+        command.add_argument(
+            "--lm",
+            help="a character language model (`lm train`) to fuse into a beam (default: the "
+            f"default LM where it is built; {NO_LM}: none)",
+        )
         command.add_argument(
             "--lm-weight", type=float, default=LM_WEIGHT, help="its share of each beam score"
         )
@@ -357,8 +386,13 @@ def main(argv: list[str] | None = None) -> None:
         "train", parents=[common], help="count a character n-gram model into an ARPA file"
     )
     lm_train.add_argument("corpus", nargs="?", help="UTF-8 text, one sentence a line")
-    lm_train.add_argument("--order", type=int, default=6, help="characters of context + 1")
-    lm_train.add_argument("--out", required=True, help="the ARPA file to write")
+    lm_train.add_argument("--order", type=int, default=ORDER, help="characters of context + 1")
+    lm_train.add_argument(
+        "--out", help="the ARPA file to write (without a corpus, default: the default LM's file)"
+    )
+    lm_train.add_argument(
+        "--if-missing", action="store_true", help="skip it if the file is already there"
+    )
     lm_train.add_argument(
         "--synthetic-lines",
         type=int,

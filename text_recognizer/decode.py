@@ -353,6 +353,15 @@ def searched(beam: BeamOptions | None) -> BeamOptions | None:
     return beam
 
 
+def search_name(beam: BeamOptions | None) -> str:
+    """How readings are searched, as reports and the command line say it."""
+    options = searched(beam)
+    if options is None:
+        return "greedy"
+    fused = options.lm is not None and options.lm_weight
+    return f"beam {options.width}" + (f" + LM at weight {options.lm_weight}" if fused else "")
+
+
 def check_decoder(decoder: str, has_ctc_head: bool, source: object) -> None:
     """Refuse a decoder that is not one of `DECODERS`, or `ctc` for a model with no CTC head
     (`source` names the model)."""

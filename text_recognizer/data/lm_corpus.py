@@ -9,8 +9,19 @@ datamodule's, read from their one home, `text_recognizer/conf/datamodule/synthet
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from text_recognizer.data.paths import data_root
+
 SYNTHETIC_LINES = 40_000  # the default language model's corpus: about 1.8M characters
 SYNTHETIC_SEED = (14, 6)  # a stream of its own: the rendered datasets seed (seed, split, chunk)
+ORDER = 6  # the default language model: characters of context + 1
+
+
+def default_lm() -> Path:
+    """Where `make generate` (`text-recognizer lm train --if-missing`) writes the default
+    language model, and where `predict` and `evaluate` look for it."""
+    return data_root() / "lm" / "synthetic.arpa"
 
 
 def synthetic_corpus(lines: int) -> list[str]:

@@ -12,6 +12,7 @@ from typing import Any, TypedDict
 from torchmetrics.functional.text import char_error_rate, word_error_rate
 
 from text_recognizer.data.base import BaseDataModule, save_captioned_grid
+from text_recognizer.decode import search_name
 from text_recognizer.errors import CheckpointError, InferenceError
 from text_recognizer.inference.recognizer import Recognizer
 from text_recognizer.io import atomic_path
@@ -116,6 +117,7 @@ def evaluate(
     report = {
         "checkpoint": source,
         "decoder": recognizer.decoder,
+        "search": search_name(recognizer.beam),
         "datamodule": type(datamodule).__name__,
         "split": "test",
         "samples": len(rows),

@@ -160,7 +160,7 @@ def create_app(model: Model, settings: Settings | None = None) -> FastAPI:
         async def work() -> dict[str, Any]:
             with batcher.reading():
                 upload = await read_upload(request)
-                beam = check_options(upload.options, model.kind)
+                beam = check_options(upload.options, model.kind, model.default_beam)
                 fitted = await run_in_threadpool(fit, upload.image)
             prediction = await batcher.submit(fitted, beam)
             answer: dict[str, Any] = {
@@ -178,7 +178,8 @@ def create_app(model: Model, settings: Settings | None = None) -> FastAPI:
         async def work() -> dict[str, Any]:
             pages.check()
             upload = await read_upload(request, PAGE_FIELDS)
-            beam, draw = beam_of(upload.options), flag(upload.options, "overlay")
+            beam = beam_of(upload.options, model.default_beam)
+            draw = flag(upload.options, "overlay")
             image = await run_in_threadpool(image_of, upload.image)
             reading = await pages.read(image, beam)
             answer = {"text": reading.text, "lines": reading.described()}
@@ -191,9 +192,9 @@ def create_app(model: Model, settings: Settings | None = None) -> FastAPI:
     return app
 
 
-def check_options(options: dict[str, Any], kind: str) -> int:
+def check_options(options: dict[str, Any], kind: str, default_beam: int) -> int:
     """`beam` 1 (greedy) to `MAX_BEAM`, and `kind` the model's own; returns the beam width."""
-    beam = beam_of(options)
+    beam = beam_of(options, default_beam)
     asked = options.get("kind", kind)
     if asked not in KINDS.values():
         raise ServeError(422, f"kind must be one of {', '.join(KINDS.values())}, got {asked!r}")
@@ -203,9 +204,9 @@ def check_options(options: dict[str, Any], kind: str) -> int:
     return beam
 
 
-def beam_of(options: dict[str, Any]) -> int:
-    """`beam`: 1 (greedy) to `MAX_BEAM`."""
-    if not 1 <= (beam := integer(options, "beam", 1)) <= MAX_BEAM:
+def beam_of(options: dict[str, Any], default: int) -> int:
+    """`beam`: 1 (greedy) to `MAX_BEAM`, `default` where the request names none."""
+    if not 1 <= (beam := integer(options, "beam", default)) <= MAX_BEAM:
         raise ServeError(422, f"beam {beam}: choose a width from 1 (greedy) to {MAX_BEAM}")
     return beam
 

@@ -12,7 +12,7 @@ import concurrent.futures
 import contextlib
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -151,12 +151,15 @@ class Batcher:
                     request.answer.set_result(prediction)
 
     def _decode(self, batch: list[_Request]) -> list[Prediction]:
-        """The batch's predictions in order, requests of one beam width decoded together."""
+        """The batch's predictions in order, requests of one beam width decoded together; a
+        beam fuses the language model of the recognizer's own search, if it has one."""
         predictions: dict[int, Prediction] = {}
+        own = self.recognizer.beam
         for width in sorted({request.beam for request in batch}):
             chosen = [i for i, request in enumerate(batch) if request.beam == width]
+            beam = replace(own, width=width) if own and width > 1 else BeamOptions(width)
             read = self.recognizer.predict_fitted(
-                [batch[i].fitted for i in chosen], len(chosen), beam=BeamOptions(width)
+                [batch[i].fitted for i in chosen], len(chosen), beam=beam
             )
             predictions.update(zip(chosen, read, strict=True))
         return [predictions[i] for i in range(len(batch))]

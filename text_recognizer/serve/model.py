@@ -8,7 +8,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from text_recognizer.inference.models import load_recognizer
+from text_recognizer.decode import search_name, searched
+from text_recognizer.inference.models import load_recognizer, use_default_lm
 from text_recognizer.inference.models.manifest import MANIFEST
 from text_recognizer.inference.models.references import resolve
 from text_recognizer.inference.recognizer import Recognizer, TextRecognizer
@@ -21,6 +22,12 @@ KINDS = {"height": "line", "shrink": "page"}
 class Model:
     recognizer: Recognizer
     info: dict[str, Any]
+
+    @property
+    def default_beam(self) -> int:
+        """The beam of a request that names none: the width `predict` reads with."""
+        options = searched(self.recognizer.beam)
+        return options.width if options else 1
 
     @property
     def kind(self) -> str:
@@ -37,12 +44,15 @@ def load_model(
     serves a checkpoint with a CTC head through that head alone: on the default line reader's
     held-out test it reads about ten times faster than the attention decoder for about 0.01
     more CER (benchmarks/results/quality.json), and a reply that is not waited for is what a
-    server is for. Other models read with their own decoder."""
+    server is for. Other models read with their own decoder, and a line model's attention
+    decoder with beam 5 and the default language model where it is built, as `predict` does
+    (`use_default_lm`)."""
     path = resolve(reference)
     recognizer = load_recognizer(path, device, max_length, decoder=decoder)
     has_ctc = isinstance(recognizer, TextRecognizer) and recognizer.network.ctc_head is not None
     if decoder is None and has_ctc:
         recognizer.decoder = "ctc"
+    use_default_lm(recognizer, None)
     return Model(recognizer, describe(recognizer, path))
 
 
@@ -67,6 +77,7 @@ def describe(recognizer: Recognizer, path: Path) -> dict[str, Any]:
         },
         "max_length": recognizer.max_length,
         "decoder": recognizer.decoder,
+        "search": search_name(recognizer.beam),
         "trained_on": (
             recognizer.spec.datamodule if isinstance(recognizer, TextRecognizer) else None
         ),
