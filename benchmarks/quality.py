@@ -6,8 +6,8 @@ test split of the checkpoint's datamodule (the held-out font families for the sy
 with the attention decoder (`joint`: greedy, beam 5, beam 5 with the character language model)
 and, where the network has a CTC head, with that head alone (`ctc`: best path, and a prefix
 beam of 5 with the language model); then the whole split with each decoder's best path in fp32
-and in int8. The language model is `--lm`, or the default one (`text-recognizer lm train` on
-the synthetic text source, order 6), built once into `<data root>/lm/` if missing. Writes
+and in int8. The language model is `--lm`, or the default one (`make generate` builds it, as
+`text-recognizer lm train --if-missing` does), built here if missing. Writes
 `benchmarks/results/quality.json`. `--smoke` reads 4 lines with each decoder and 8 of the
 split, with an order-3 model of 100 lines: it checks the code on any checkpoint.
 """
@@ -29,7 +29,8 @@ from benchmarks.common import (
     results_folder,
     write,
 )
-from text_recognizer.data.lm_corpus import SYNTHETIC_LINES, synthetic_corpus
+from text_recognizer.data import lm_corpus
+from text_recognizer.data.lm_corpus import ORDER, SYNTHETIC_LINES, synthetic_corpus
 from text_recognizer.data.paths import data_root
 from text_recognizer.decode import BeamOptions
 from text_recognizer.inference import Recognizer, TextRecognizer, load_recognizer
@@ -48,13 +49,16 @@ class Settings:
     lm_order: int
 
 
-FULL = Settings(lines=500, split_lines=None, lm_lines=SYNTHETIC_LINES, lm_order=6)
+FULL = Settings(lines=500, split_lines=None, lm_lines=SYNTHETIC_LINES, lm_order=ORDER)
 SMOKE = Settings(lines=4, split_lines=8, lm_lines=100, lm_order=3)
 
 
 def default_lm(lines: int, order: int) -> Path:
-    """The default language model, built from the synthetic text source if not yet there."""
+    """The default language model (`make generate` builds it), or a smaller one of the same
+    source; built here if not yet there."""
     path = data_root() / "lm" / f"synthetic-{lines}-order{order}.arpa"
+    if (lines, order) == (FULL.lm_lines, FULL.lm_order):
+        path = lm_corpus.default_lm()
     if not path.is_file():
         print(f"building {path} ({lines} lines of synthetic text, order {order})")
         write_arpa(train(synthetic_corpus(lines), order), path)
