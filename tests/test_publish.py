@@ -101,6 +101,8 @@ def test_export_writes_a_checkpoint_and_a_card_with_the_measured_families(
     for family, row in report["per_family"].items():
         assert f"| {family} | {row['samples']} | {row['cer']:.4f} |" in body
     assert 'load_recognizer("exported")' in body
+    assert f"from `text-recognizer evaluate`, read with {report['search']}: CER" in body
+    assert report["search"] == "greedy"  # no default language model was built
     # Only what inference needs: smaller than the training checkpoint, and it reads the same.
     slim = torch.load(out / CHECKPOINT, weights_only=True)
     assert "optimizer_states" not in slim

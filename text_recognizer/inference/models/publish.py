@@ -81,7 +81,7 @@ def evaluation_of(checkpoint: Path) -> dict[str, Any] | None:
     )
     if reports:
         report = json.loads(reports[-1].read_text())
-        keep = ("datamodule", "split", "samples", "cer", "wer", "per_family")
+        keep = ("datamodule", "split", "samples", "search", "cer", "wer", "per_family")
         return {key: report.get(key) for key in keep} | {"source": "`text-recognizer evaluate`"}
     run = checkpoint.parent.parent / "metrics.json"
     if checkpoint.parent.name == "checkpoints" and run.is_file():
@@ -188,8 +188,9 @@ def _card_body(
     if measured:
         split = measured.get("split", "test")
         samples = f" ({measured['samples']} samples)" if measured.get("samples") else ""
+        search = f", read with {measured['search']}" if measured.get("search") else ""
         lines.append(
-            f"On the {split} split of {data}{samples}, from {measured['source']}: "
+            f"On the {split} split of {data}{samples}, from {measured['source']}{search}: "
             f"CER {measured['cer']:.4f}"
             + (f", WER {measured['wer']:.4f}" if measured.get("wer") is not None else "")
             + "."
