@@ -66,8 +66,8 @@ def use_default_lm(recognizer: Recognizer, width: int | None) -> Path | None:
     """Fuse the default language model (`default_lm`, which `make generate` builds) into
     `recognizer`'s search where it is there and either a beam `width` above 1 is asked for, or
     none is (None) and the model reads lines with its attention decoder: there beam
-    `DEFAULT_BEAM` with it takes a quarter off greedy's CER in about twice greedy's time a line
-    (docs/decoding.md). The CTC head's prefix beam costs over four times its best path, and a
+    `DEFAULT_BEAM` with it takes a quarter off greedy's CER in under three times greedy's time a
+    line (docs/decoding.md). The CTC head's prefix beam costs over four times its best path, and a
     page's beam five times its tokens, so those stay best path and greedy unless asked.
     Returns the model's path where it was fused."""
     path = default_lm()
