@@ -106,6 +106,20 @@ def test_train_smoke(tmp_path: Path) -> None:
     for name, overrides in train.NETWORKS.items():
         assert results[name]["image"] == image(*overrides)
         assert results[name]["fp32_samples_per_s"] > 0
+        assert results[name]["batches"] == "worst case"  # no data is built here
+
+
+def test_train_times_the_runs_own_batches_where_its_data_is_built(
+    tiny_lines: SyntheticLines,
+) -> None:
+    composed = common.Experiment((), compose_with(), tiny_lines)
+    groups, kind = train.measured_batches("line", composed, train.SMOKE)
+    assert kind == "the run's own"
+    assert len(groups) == 1 + train.SMOKE.rounds * len(train.SMOKE.threads)
+    seen = [images for group in groups for images, _ in group]
+    assert all(len(images) == tiny_lines.batch_size for images in seen)
+    assert all(images.shape[-2] == tiny_lines.stem.height for images in seen)
+    assert len({images.data_ptr() for images in seen}) == len(seen)  # fresh batches, not repeats
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""`trainer.precision=auto` picks bf16 only where the hardware computes it."""
+"""`trainer.precision=auto`: bf16 on a GPU that has it, fp32 on every CPU."""
 
 from __future__ import annotations
 
@@ -8,14 +8,10 @@ import torch
 from training import precision
 
 
-@pytest.mark.parametrize(("native", "expected"), [(True, "bf16-mixed"), (False, "32-true")])
-def test_auto_on_the_cpu_follows_the_cpus_bf16_instructions(
-    monkeypatch: pytest.MonkeyPatch, native: bool, expected: str
-) -> None:
-    monkeypatch.setattr(precision, "native_bf16_cpu", lambda: native)
+def test_auto_on_the_cpu_is_fp32(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert precision.resolve("auto", "auto") == expected
-    assert precision.resolve("auto", "cpu") == expected
+    assert precision.resolve("auto", "auto") == "32-true"
+    assert precision.resolve("auto", "cpu") == "32-true"
 
 
 @pytest.mark.parametrize(("bf16", "expected"), [(True, "bf16-mixed"), (False, "16-mixed")])
@@ -28,7 +24,7 @@ def test_auto_on_a_gpu_uses_bf16_where_it_has_it(
     assert precision.resolve("auto", "gpu") == expected
 
 
-def test_an_explicit_precision_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(precision, "native_bf16_cpu", lambda: True)
+def test_an_explicit_precision_is_kept() -> None:
+    assert precision.resolve("bf16-mixed", "cpu") == "bf16-mixed"
     assert precision.resolve("32-true", "cpu") == "32-true"
     assert precision.resolve(16, "gpu") == 16

@@ -1,18 +1,17 @@
-"""`trainer.precision=auto`: bf16 autocast where the hardware computes bf16 itself, else fp32.
+"""`trainer.precision=auto`: bf16 autocast on a GPU (fp16 where it lacks bf16), fp32 on a CPU.
 
-bf16 roughly halves a training step on CPUs with AVX-512 BF16 or AMX and on recent GPUs, but
-where a CPU only emulates it (AVX2) the same step is about 10x slower, so it cannot be a fixed
-default.
+On a CPU, even one with AVX-512 BF16, bf16 did not pay for the default run: its real training
+steps took 1.14-1.20x longer than fp32's (Lightning, 300 steps each, alternated; see
+docs/benchmarks.md). A run meets new shapes all the time (each batch's width and longest label),
+and a bf16 matmul builds a kernel for each, its attention backward is slow, and autocast copies
+every weight each step. On a CPU that only emulates bf16 (AVX2) it is about 10x slower still.
+Where bf16 wins on a CPU (the paragraph network at its full size: 1.3x), name it:
+`trainer.precision=bf16-mixed`.
 """
 
 from __future__ import annotations
 
 import torch
-
-
-def native_bf16_cpu() -> bool:
-    """Whether this CPU has bf16 instructions (AVX-512 BF16 or AMX)."""
-    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
 
 
 def resolve(precision: str | int, accelerator: str) -> str | int:
@@ -22,4 +21,4 @@ def resolve(precision: str | int, accelerator: str) -> str | int:
     gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
     if gpu:
         return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
-    return "bf16-mixed" if native_bf16_cpu() else "32-true"
+    return "32-true"
