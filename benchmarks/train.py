@@ -1,30 +1,37 @@
-"""Training throughput: lines (or pages) a second of a full training step (the experiment's
-LitTransformer loss, backward, gradient clipping, its optimizer) per network, fp32 and bf16
-autocast side by side (bf16 only where the CPU computes it natively).
+"""Training throughput: lines (or pages) a second of training, fp32 and bf16 side by side (bf16
+only where the CPU computes it natively).
 
-The line network is timed on the default run's own training batches where its data is built
-(`make generate`): its batch size, each batch cropped to its widest line, labels as long as its
-longest. That is what a run's step costs, and what picks its precision (`training/precision.py`):
-a worst-case batch (every line at full width, every label at full length) favours bf16 more than
-real batches of 8 do. Without the data, and for the paragraph network (IAM), batches are the
-worst case. Also the line network's fp32 samples/s per batch size, on worst-case batches.
-`python -m benchmarks.train --smoke` times one small step of each.
+The line network is timed as users train it: `python main.py` (the default run), one process
+per precision as a run is, alternated, each the seconds per optimizer step after its first
+`skip` steps (new batch shapes, the allocator growing), with its data loading, logging and
+checkpoints. Timing the same steps in a loop in one process favoured bf16 (1.02x fp32 there,
+against 0.63-0.88x in real runs), so a loop cannot pick the precision (`training/precision.py`).
+Without the line data built (`make generate`), and for the paragraph network (IAM), a loop
+times worst-case batches (full input size, labels of the full output length) instead; it also
+gives the line network's fp32 samples/s per batch size.
+`python -m benchmarks.train --smoke` times one small step of each network in a loop.
 """
 
 import argparse
 import functools
+import json
+import subprocess
+import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import pytorch_lightning as pl
 import torch
-from torch import Tensor
 
 from benchmarks.common import (
     LINES,
     PARAGRAPHS,
     PRECISIONS,
+    ROOT,
     Experiment,
     add_arguments,
     best_of,
@@ -36,81 +43,135 @@ from benchmarks.common import (
     write,
 )
 
-Batch = tuple[Tensor, Tensor]
-Step = Callable[[Batch], None]
+Step = Callable[[], None]
+LIGHTNING_PRECISION = {"fp32": "32-true", "bf16": "bf16-mixed"}
 
 
 @dataclass(frozen=True)
 class Settings:
-    """How much is timed; `tokens` None: worst-case labels of the network's whole output length."""
+    """How much is timed; `tokens` None: labels of the network's whole output length."""
 
     threads: tuple[int, ...]
-    worst_case_batch: dict[str, int]  # per network, where its batches are the worst case
-    batches: dict[str, int]  # per network, timed per round
-    rounds: int  # each precision's rounds, interleaved; the fastest counts
+    batches: dict[str, int]  # per network
+    repeats: dict[str, int]
     line_batches: tuple[int, ...]  # the line network's fp32 samples/s per batch size
     line_samples: int  # ... each over this many samples
     tokens: int | None
+    run_steps: int  # real runs of the line network: steps, of which the first `run_skip` ...
+    run_skip: int  # ... are not timed
+    run_rounds: int  # runs per precision, alternated
 
 
 FULL = Settings(
     threads=(1, 2),
-    worst_case_batch={"line": 8, "paragraph": 2},
-    batches={"line": 30, "paragraph": 1},
-    rounds=3,
+    batches={"line": 8, "paragraph": 2},
+    repeats={"line": 4, "paragraph": 2},
     line_batches=(8, 16, 32),
     line_samples=64,
     tokens=None,
+    run_steps=700,
+    run_skip=200,
+    run_rounds=2,
 )
 SMOKE = Settings(
     threads=(2,),
-    worst_case_batch={"line": 2, "paragraph": 1},
-    batches={"line": 1, "paragraph": 1},
-    rounds=1,
+    batches={"line": 2, "paragraph": 1},
+    repeats={"line": 1, "paragraph": 1},
     line_batches=(1, 2),
     line_samples=2,
     tokens=8,
+    run_steps=0,  # no real runs
+    run_skip=0,
+    run_rounds=0,
 )
 NETWORKS = {"line": LINES, "paragraph": PARAGRAPHS}
 
 
-def run_batches(composed: Experiment, count: int) -> list[Batch] | None:
-    """The first `count` training batches the experiment's run reads, or None where its data is
-    not built (a benchmark never renders or downloads it)."""
-    datamodule = composed.datamodule
-    if not all(path.exists() for path in datamodule.paths):
-        return None
-    datamodule.setup("fit")
-    batches: list[Batch] = []
-    for batch in datamodule.train_dataloader():
-        batches.append(batch)
-        if len(batches) == count:
-            break
-    return batches
+class StepTimer(pl.Callback):
+    """Writes the seconds per optimizer step after the first `skip` to `path` (JSON) when
+    training ends; `main.py` adds it as `+callbacks.step_timer._target_=...`."""
+
+    def __init__(self, skip: int, path: str) -> None:
+        self.skip = skip
+        self.path = Path(path)
+        self.start: float | None = None
+
+    def on_train_batch_start(self, trainer: pl.Trainer, *args: Any) -> None:
+        if trainer.global_step == self.skip and self.start is None:
+            self.start = time.perf_counter()
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.start is None:
+            raise RuntimeError(f"the run stopped before step {self.skip}")
+        steps = trainer.global_step - self.skip
+        seconds = (time.perf_counter() - self.start) / steps
+        self.path.write_text(json.dumps({"steps": steps, "seconds_per_step": seconds}))
 
 
-def worst_case_batches(composed: Experiment, batch: int, tokens: int | None) -> list[Batch]:
-    """One batch of `batch` images of the full input size, labels of the full output length."""
-    length = tokens or composed.max_output_length
-    network = composed.network()
-    images = torch.randn(batch, *composed.image)
-    targets = torch.randint(4, network.num_tokens, (batch, length))
-    targets[:, 0], targets[:, -1] = network.start_index, network.end_index
-    return [(images, targets)]
+def real_run(name: str, steps: int, skip: int, overrides: Sequence[str] = ()) -> float:
+    """Seconds per step of `python main.py OVERRIDES` in precision `name`, a process of its own,
+    after `skip` steps."""
+    with tempfile.TemporaryDirectory() as folder:
+        timings = Path(folder) / "steps.json"
+        command = [
+            sys.executable,
+            "main.py",
+            *overrides,
+            f"trainer.max_steps={steps}",
+            f"trainer.precision={LIGHTNING_PRECISION[name]}",
+            "test=false",
+            "logger=csv",
+            f"hydra.run.dir={folder}/run",
+            "+trainer.enable_progress_bar=false",
+            "+callbacks.step_timer._target_=benchmarks.train.StepTimer",
+            f"+callbacks.step_timer.skip={skip}",
+            f"+callbacks.step_timer.path={timings}",
+        ]
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr[-2000:]}")
+        return float(json.loads(timings.read_text())["seconds_per_step"])
 
 
-def trainer(composed: Experiment) -> tuple[int, Callable[[str], Step]]:
-    """The network's parameter count, and a training step of it in a precision."""
+def real_training(composed: Experiment, settings: Settings) -> dict[str, Any]:
+    """Lines/s of the default run's real training per precision, the best of its runs."""
+    seconds: dict[str, list[float]] = {name: [] for name in PRECISIONS}
+    for _ in range(settings.run_rounds):
+        for name in PRECISIONS:
+            seconds[name].append(real_run(name, settings.run_steps, settings.run_skip))
+    batch = composed.datamodule.batch_size
+    best = {name: batch / min(times) for name, times in seconds.items()}
+    fp32, bf16 = best["fp32"], best.get("bf16")
+    return {
+        **composed.describe(),
+        "batches": "main.py",
+        "batch": batch,
+        "steps_timed": settings.run_steps - settings.run_skip,
+        "seconds_per_step": seconds,
+        "fp32_samples_per_s": fp32,
+        "bf16_samples_per_s": bf16,
+        "bf16_vs_fp32": bf16 / fp32 if bf16 else None,
+    }
+
+
+def trainer(composed: Experiment, tokens: int | None) -> tuple[int, Callable[[int, str], Step]]:
+    """The network's parameter count, and a function that gives one training step of it (loss,
+    backward, clipping, optimizer) on a fixed worst-case batch of a size in a precision."""
     network = composed.network().train()
     model = composed.model(network)
     optimizer = model.configure_optimizers()
     assert isinstance(optimizer, torch.optim.Optimizer)
+    length = tokens or network.max_output_length
     clip = composed.config.trainer.gradient_clip_val
 
-    def at(name: str) -> Step:
-        def step(batch: Batch) -> None:
+    def at(batch: int, name: str) -> Step:
+        images = torch.randn(batch, *composed.image)
+        targets = torch.randint(4, network.num_tokens, (batch, length))
+        targets[:, 0], targets[:, -1] = network.start_index, network.end_index
+
+        def step() -> None:
             with precision(name):
-                value = model._losses(*batch)["loss"]
+                value = model._losses(images, targets)["loss"]
             optimizer.zero_grad(set_to_none=True)
             value.backward()
             if clip:
@@ -123,52 +184,33 @@ def trainer(composed: Experiment) -> tuple[int, Callable[[str], Step]]:
 
 
 def throughput(
-    composed: Experiment, groups: list[list[Batch]], settings: Settings
+    composed: Experiment, batch: int, repeats: int, settings: Settings
 ) -> dict[str, Any]:
-    """Best samples/s per precision over the thread counts (on a shared machine 1 can win).
-
-    `groups[0]` warms up; then at each thread count the precisions take turns, round by round,
-    each round on the next group. A run meets new shapes all the time (widths, label lengths),
-    and a bf16 matmul builds a kernel for each new one, so rounds on batches already seen would
-    flatter bf16.
-    """
-    parameters, at = trainer(composed)
-    fresh = iter(groups[1:])
+    """Best samples/s per precision over the thread counts (on a shared machine 1 can win)."""
+    parameters, at = trainer(composed, settings.tokens)
     variants: list[dict[str, Any]] = []
     for threads in settings.threads:
         torch.set_num_threads(threads)
-        steps = {name: at(name) for name in PRECISIONS}
-        for step in steps.values():
-            repeat(step, groups[0])
-        times: dict[str, list[float]] = {name: [] for name in PRECISIONS}
-        for _ in range(settings.rounds):
-            batches = next(fresh)
-            for name, step in steps.items():
-                times[name].append(timed(functools.partial(repeat, step, batches)))
-        samples = sum(len(images) for images, _ in batches)
-        variants += [
-            {
-                "threads": threads,
-                "precision": name,
-                "samples_per_s": samples / min(seconds),
-                "steps_per_s": len(batches) / min(seconds),
-            }
-            for name, seconds in times.items()
-        ]
-    fastest = {
+        for name in PRECISIONS:
+            samples = batch / best_of(at(batch, name), repeats)
+            variants.append(
+                {
+                    "threads": threads,
+                    "precision": name,
+                    "samples_per_s": samples,
+                    "steps_per_s": samples / batch,
+                }
+            )
+    best = {
         name: max(v["samples_per_s"] for v in variants if v["precision"] == name)
         for name in PRECISIONS
     }
-    fp32, bf16 = fastest["fp32"], fastest.get("bf16")
-    timed_batches = [batch for group in groups[1:] for batch in group]
-    pad = composed.datamodule.tokenizer.pad_index
+    fp32, bf16 = best["fp32"], best.get("bf16")
     return {
         **composed.describe(),
-        "batch": len(timed_batches[0][0]),
-        "batches_per_round": len(groups[1]),
-        "mean_width": sum(i.shape[-1] for i, _ in timed_batches) / len(timed_batches),
-        "mean_tokens": sum(int((t != pad).sum(1).max()) - 1 for _, t in timed_batches)
-        / len(timed_batches),
+        "batches": "worst case",
+        "batch": batch,
+        "tokens": (settings.tokens or composed.max_output_length) - 1,
         "parameters": parameters,
         "fp32_samples_per_s": fp32,
         "bf16_samples_per_s": bf16,
@@ -177,43 +219,25 @@ def throughput(
     }
 
 
-def timed(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
-def repeat(step: Step, batches: list[Batch]) -> None:
-    for batch in batches:
-        step(batch)
-
-
 def batch_sizes(composed: Experiment, settings: Settings) -> dict[str, float]:
-    """fp32 samples/s per batch size on worst-case batches, each over the same samples, at 2
-    threads."""
+    """fp32 samples/s per batch size, each timed over the same samples, at 2 threads."""
     torch.set_num_threads(2)
-    _, at = trainer(composed)
+    _, at = trainer(composed, settings.tokens)
     samples = settings.line_samples
     result = {}
     for batch in settings.line_batches:
-        batches = worst_case_batches(composed, batch, settings.tokens) * (samples // batch)
-        result[str(batch)] = samples / best_of(functools.partial(repeat, at("fp32"), batches), 2)
+        steps = functools.partial(repeat, at(batch, "fp32"), samples // batch)
+        result[str(batch)] = samples / best_of(steps, 2)
     return result
 
 
-def measured_batches(
-    name: str, composed: Experiment, settings: Settings
-) -> tuple[list[list[Batch]], str]:
-    """The groups of batches a network is timed on (a warm-up, then one per round and thread
-    count), and which batches they are."""
-    count = settings.batches[name]
-    groups = 1 + settings.rounds * len(settings.threads)
-    if name == "line":
-        real = run_batches(composed, groups * count)
-        if real and len(real) == groups * count:
-            return [real[i : i + count] for i in range(0, len(real), count)], "the run's own"
-    batch = worst_case_batches(composed, settings.worst_case_batch[name], settings.tokens)
-    return [batch * count] * groups, "worst case"
+def repeat(step: Step, times: int) -> None:
+    for _ in range(times):
+        step()
+
+
+def data_built(composed: Experiment) -> bool:
+    return all(path.exists() for path in composed.datamodule.paths)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -224,10 +248,15 @@ def main(argv: list[str] | None = None) -> None:
     results: dict[str, Any] = {}
     for name, overrides in NETWORKS.items():
         composed = experiment(*overrides)
-        groups, kind = measured_batches(name, composed, settings)
-        results[name] = {**throughput(composed, groups, settings), "batches": kind}
+        if name == "line" and settings.run_rounds and data_built(composed):
+            results[name] = real_training(composed, settings)
+        else:
+            batch, repeats = settings.batches[name], settings.repeats[name]
+            results[name] = throughput(composed, batch, repeats, settings)
     results["line_batch_sizes"] = batch_sizes(experiment(*LINES), settings)
-    print_table([{"network": name, **v} for name in NETWORKS for v in results[name]["variants"]])
+    variants = [{"network": n, **v} for n in NETWORKS for v in results[n].get("variants", [])]
+    if variants:
+        print_table(variants)
     for name in NETWORKS:
         r = results[name]
         bf16 = (
@@ -236,9 +265,8 @@ def main(argv: list[str] | None = None) -> None:
             else "bf16 not timed (emulated on this CPU)"
         )
         print(
-            f"{name} ({r['batches']} batches of {r['batch']}): fp32 "
-            f"{r['fp32_samples_per_s']:.2f} samples/s, {bf16}, {r['parameters'] / 1e6:.2f}M "
-            "parameters"
+            f"{name} ({r['batches']}, batches of {r['batch']}): "
+            f"fp32 {r['fp32_samples_per_s']:.2f} samples/s, {bf16}"
         )
     sizes = results["line_batch_sizes"]
     print("line fp32 samples/s by batch: " + ", ".join(f"{b}: {v:.1f}" for b, v in sizes.items()))

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import torch
-from helpers import compose_with
+from helpers import TINY, compose_with
 from PIL import Image
 
 from benchmarks import (
@@ -109,17 +109,11 @@ def test_train_smoke(tmp_path: Path) -> None:
         assert results[name]["batches"] == "worst case"  # no data is built here
 
 
-def test_train_times_the_runs_own_batches_where_its_data_is_built(
-    tiny_lines: SyntheticLines,
-) -> None:
-    composed = common.Experiment((), compose_with(), tiny_lines)
-    groups, kind = train.measured_batches("line", composed, train.SMOKE)
-    assert kind == "the run's own"
-    assert len(groups) == 1 + train.SMOKE.rounds * len(train.SMOKE.threads)
-    seen = [images for group in groups for images, _ in group]
-    assert all(len(images) == tiny_lines.batch_size for images in seen)
-    assert all(images.shape[-2] == tiny_lines.stem.height for images in seen)
-    assert len({images.data_ptr() for images in seen}) == len(seen)  # fresh batches, not repeats
+@pytest.mark.slow
+def test_train_times_a_real_run_of_main(tiny_lines: SyntheticLines) -> None:
+    """`main.py` in its own process, its steps after the first timed by the callback it adds."""
+    seconds = train.real_run("fp32", steps=3, skip=1, overrides=TINY)
+    assert 0 < seconds < 60
 
 
 @pytest.mark.slow

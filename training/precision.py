@@ -1,11 +1,11 @@
 """`trainer.precision=auto`: bf16 autocast on a GPU (fp16 where it lacks bf16), fp32 on a CPU.
 
 On a CPU, even one with AVX-512 BF16, bf16 did not pay for the default run: its real training
-steps took 1.14-1.20x longer than fp32's (Lightning, 300 steps each, alternated; see
-docs/benchmarks.md). A run meets new shapes all the time (each batch's width and longest label),
-and a bf16 matmul builds a kernel for each, its attention backward is slow, and autocast copies
-every weight each step. On a CPU that only emulates bf16 (AVX2) it is about 10x slower still.
-Where bf16 wins on a CPU (the paragraph network at its full size: 1.3x), name it:
+steps took 1.14-1.59x as long as fp32's (ten pairs of runs, alternated; see docs/benchmarks.md).
+Its matmuls are faster, but its attention backward is 5x slower and autocast copies every
+weight each step; why a real run loses more than the same steps in a loop is not settled. On a
+CPU that only emulates bf16 (AVX2) it is about 10x slower still.
+Where bf16 wins on a CPU (the paragraph network at its full size: 1.2-1.5x), name it:
 `trainer.precision=bf16-mixed`.
 """
 
