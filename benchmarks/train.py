@@ -52,7 +52,7 @@ class Settings:
     """How much is timed; `tokens` None: labels of the network's whole output length."""
 
     threads: tuple[int, ...]
-    batches: dict[str, int]  # per network
+    batches: dict[str, int | None]  # per network; None: its datamodule's batch size
     repeats: dict[str, int]
     line_batches: tuple[int, ...]  # the line network's fp32 samples/s per batch size
     line_samples: int  # ... each over this many samples
@@ -64,7 +64,7 @@ class Settings:
 
 FULL = Settings(
     threads=(1, 2),
-    batches={"line": 8, "paragraph": 2},
+    batches={"line": None, "paragraph": 2},
     repeats={"line": 4, "paragraph": 2},
     line_batches=(8, 16, 32),
     line_samples=64,
@@ -245,15 +245,15 @@ def main(argv: list[str] | None = None) -> None:
     add_arguments(parser)
     args = parser.parse_args(argv)
     settings = SMOKE if args.smoke else FULL
+    composed = {name: experiment(*overrides) for name, overrides in NETWORKS.items()}
     results: dict[str, Any] = {}
-    for name, overrides in NETWORKS.items():
-        composed = experiment(*overrides)
-        if name == "line" and settings.run_rounds and data_built(composed):
-            results[name] = real_training(composed, settings)
+    for name, network in composed.items():
+        if name == "line" and settings.run_rounds and data_built(network):
+            results[name] = real_training(network, settings)
         else:
-            batch, repeats = settings.batches[name], settings.repeats[name]
-            results[name] = throughput(composed, batch, repeats, settings)
-    results["line_batch_sizes"] = batch_sizes(experiment(*LINES), settings)
+            batch = settings.batches[name] or network.datamodule.batch_size
+            results[name] = throughput(network, batch, settings.repeats[name], settings)
+    results["line_batch_sizes"] = batch_sizes(composed["line"], settings)
     variants = [{"network": n, **v} for n in NETWORKS for v in results[n].get("variants", [])]
     if variants:
         print_table(variants)
