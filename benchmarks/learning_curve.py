@@ -9,7 +9,7 @@ shared machine still land on one axis. The points are checkpoints of one cosine 
 separate runs of each length: a run as long as a point, with its schedule decayed, reads better.
 
     python -m benchmarks.learning_curve --run default=runs/base --run writers=runs/r1 \\
-        --step-seconds 0.118
+        --step-seconds 0.107
 
 Writes `benchmarks/results/learning_curve.json` and `learning_curve.png`.
 """
